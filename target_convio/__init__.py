@@ -1,0 +1,1 @@
+"""target-convio: a Singer target for Convio / Blackbaud Luminate Online constituents."""

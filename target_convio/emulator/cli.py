@@ -1,0 +1,94 @@
+"""`convio-emulator`: serve an emulated Luminate Online site until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from types import FrameType
+
+from target_convio.emulator.faults import Faults
+from target_convio.emulator.server import Emulator
+from target_convio.emulator.site import Site, SiteError, default_site_data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convio-emulator",
+        description="A local, stateful Convio / Luminate Online SRConsAPI for tests and demos. "
+        "Prints its SRConsAPI URL on stdout, then serves until SIGINT or SIGTERM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    parser.add_argument("--site", help="site file (JSON); default: the built-in demo site")
+    parser.add_argument(
+        "--print-site", action="store_true", help="print the built-in site file and exit"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    faults = parser.add_argument_group("fault injection (per API call)")
+    faults.add_argument("--latency-ms", type=float, default=0.0, help="fixed latency")
+    faults.add_argument("--latency-jitter-ms", type=float, default=0.0, help="random extra latency")
+    faults.add_argument("--error-rate", type=float, default=0.0, help="probability of code 1")
+    faults.add_argument("--http-500-rate", type=float, default=0.0, help="probability of HTTP 500")
+    faults.add_argument("--http-503-rate", type=float, default=0.0, help="probability of HTTP 503")
+    faults.add_argument("--reset-rate", type=float, default=0.0, help="probability of a TCP reset")
+    faults.add_argument("--slow-rate", type=float, default=0.0, help="probability of a slow answer")
+    faults.add_argument("--slow-ms", type=float, default=0.0, help="extra delay of a slow answer")
+    faults.add_argument("--max-rps", type=float, help="above this many calls/s answer HTTP 429")
+    faults.add_argument("--seed", type=int, help="random seed, for repeatable faults")
+    faults.add_argument(
+        "--fault-methods", help="comma-separated API methods that faults apply to (default: all)"
+    )
+    return parser
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    methods = args.fault_methods
+    return Faults(
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        error_rate=args.error_rate,
+        http_500_rate=args.http_500_rate,
+        http_503_rate=args.http_503_rate,
+        reset_rate=args.reset_rate,
+        slow_rate=args.slow_rate,
+        slow_ms=args.slow_ms,
+        max_rps=args.max_rps,
+        seed=args.seed,
+        methods=frozenset(m.strip() for m in methods.split(",")) if methods else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.print_site:
+        print(json.dumps(default_site_data(), indent=1, ensure_ascii=False))
+        return 0
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    try:
+        site = Site.load(args.site) if args.site else Site.default()
+        faults = faults_from_args(args)
+        emulator = Emulator(site, faults, host=args.host, port=args.port)
+    except (SiteError, ValueError, OSError) as exc:
+        parser.error(str(exc))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    emulator.server.verbose = args.verbose
+    print(emulator.api_url, flush=True)
+    try:
+        emulator.server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,8 +49,15 @@ class EmulatorServer(ThreadingHTTPServer):
         self.injector = FaultInjector(faults)
         self.calls: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
+        self.connections = 0
         self.counts_lock = threading.Lock()
         self.verbose = False
+        self.inspect_networks = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.counts_lock:
+            self.connections += 1
+        super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         # A connection marked for reset (SO_LINGER 0) must close without a FIN first.
@@ -145,7 +152,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _inspect(self, http_method: str) -> None:
-        if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+        client = ipaddress.ip_address(self.client_address[0])
+        if not any(client in network for network in self.server.inspect_networks):
             self._send_html(403)
         elif http_method != "GET":
             self._send_html(405)
@@ -179,10 +187,12 @@ def snapshot(server: EmulatorServer) -> dict[str, Any]:
     """Stored constituents, call counts per method and injected faults, as plain data."""
     with server.counts_lock:
         calls, faults = dict(server.calls), dict(server.faults_injected)
+        connections = server.connections
     return {
         "constituents": [record.snapshot() for record in server.store.all()],
         "calls": calls,
         "faults": faults,
+        "connections": connections,
     }
 
 
@@ -232,6 +242,11 @@ class Emulator:
     @property
     def faults_injected(self) -> dict[str, int]:
         return snapshot(self.server)["faults"]
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self.server.connections
 
     def constituents(self) -> list[dict[str, Any]]:
         return snapshot(self.server)["constituents"]

@@ -1,0 +1,165 @@
+"""Fault injection over real HTTP: latency, code 1, HTTP 5xx, resets, slow answers, throttle."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from target_convio.emulator import Emulator, Faults
+from target_convio.emulator.faults import FaultInjector
+from tests.conftest import PERSON, Caller
+
+
+def outcome(api: Caller, **params: str) -> str:
+    """What one createOrUpdate call met: ok, code_1, http_5xx, reset or throttle."""
+    try:
+        response = api.raw("createOrUpdate", response_format="json", **PERSON, **params)
+    except requests.ConnectionError:
+        return "reset"
+    if response.status_code == 429:
+        return "throttle"
+    if response.status_code >= 500:
+        return f"http_{response.status_code}"
+    if response.status_code == 403:
+        return "code_" + response.json()["errorResponse"]["code"]
+    return "ok"
+
+
+def test_fixed_latency_delays_every_answer(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(latency_ms=120)
+    started = time.monotonic()
+    assert api.json("listUserFields")[0] == 200
+    assert time.monotonic() - started >= 0.12
+
+
+def test_latency_jitter_adds_up_to_its_bound(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(latency_ms=10, latency_jitter_ms=40, seed=3)
+    for _ in range(5):
+        started = time.monotonic()
+        api.json("listUserFields")
+        assert time.monotonic() - started >= 0.01
+
+
+def test_code_1_changes_nothing(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0)
+    code, message = api.error("createOrUpdate", primary_email="a@example.org", **PERSON)
+    assert (code, message) == ("1", "Unable to process request.")
+    assert emulator.constituents() == []
+    assert emulator.faults_injected == {"code_1": 1}
+
+
+def test_code_1_honours_suppress_response_codes_and_xml(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0)
+    response = api.raw("createOrUpdate", suppress_response_codes="true", primary_email="a@x.org")
+    assert response.status_code == 200
+    assert "<code>1</code>" in response.text
+
+
+@pytest.mark.parametrize(("rate", "status"), [("http_500_rate", 500), ("http_503_rate", 503)])
+def test_http_5xx_answers_an_html_page(
+    api: Caller, emulator: Emulator, rate: str, status: int
+) -> None:
+    emulator.faults = Faults(**{rate: 1.0})
+    response = api.raw(
+        "createOrUpdate", response_format="json", primary_email="a@example.org", **PERSON
+    )
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert emulator.constituents() == []
+    assert emulator.faults_injected == {f"http_{status}": 1}
+
+
+def test_reset_drops_the_connection_without_an_answer(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(reset_rate=1.0)
+    with pytest.raises(requests.ConnectionError) as caught:
+        api.raw("createOrUpdate", primary_email="a@example.org", **PERSON)
+    assert "reset" in str(caught.value).lower() or "aborted" in str(caught.value).lower()
+    assert emulator.constituents() == []
+    emulator.faults = Faults()
+    assert api.json("listUserFields")[0] == 200  # the server is still serving
+
+
+def test_slow_answer_outlasts_a_client_timeout_but_the_write_happens(
+    api: Caller, emulator: Emulator
+) -> None:
+    emulator.faults = Faults(slow_rate=1.0, slow_ms=600)
+    data = {
+        "method": "createOrUpdate",
+        "v": "1.0",
+        "api_key": "demo-api-key",
+        "login_name": "apiuser",
+        "login_password": "apipass",
+        "primary_email": "slow@example.org",
+        **PERSON,
+    }
+    with pytest.raises(requests.ReadTimeout):
+        api.session.post(emulator.api_url, data=data, timeout=0.2)
+    time.sleep(0.5)
+    (record,) = emulator.constituents()
+    assert record["fields"]["email.primary_address"] == "slow@example.org"
+
+
+def test_throttle_answers_429_with_retry_after(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(max_rps=5)
+    outcomes = [outcome(api, primary_email=f"t{i}@example.org") for i in range(30)]
+    assert outcomes[:5] == ["ok"] * 5
+    assert outcomes.count("throttle") >= 10
+    response = api.raw("listUserFields")
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    time.sleep(0.5)
+    assert api.json("listUserFields")[0] == 200  # tokens come back with time
+    assert len(emulator.constituents()) == outcomes.count("ok")
+
+
+def test_rates_between_zero_and_one_mix_outcomes(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(error_rate=0.3, http_500_rate=0.2, reset_rate=0.1, seed=11)
+    seen = [outcome(api, primary_email=f"m{i}@example.org") for i in range(60)]
+    assert {"ok", "code_1", "http_500", "reset"} <= set(seen)
+    assert len(emulator.constituents()) == seen.count("ok")
+    injected = emulator.faults_injected
+    assert injected["code_1"] == seen.count("code_1")
+    assert injected["reset"] == seen.count("reset")
+
+
+def test_a_seed_makes_faults_repeatable(make_api) -> None:
+    faults = Faults(error_rate=0.3, http_503_rate=0.3, reset_rate=0.2, seed=7)
+    runs = []
+    for _ in range(2):
+        api = make_api(faults=faults)
+        runs.append([outcome(api, primary_email=f"r{i}@example.org") for i in range(25)])
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) >= 3
+
+
+def test_faults_can_spare_some_methods(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0, methods=frozenset({"createOrUpdate"}))
+    assert api.json("listUserFields")[0] == 200
+    assert outcome(api, primary_email="a@example.org") == "code_1"
+    assert emulator.calls == {"listUserFields": 1, "createOrUpdate": 1}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"error_rate": 1.5},
+        {"reset_rate": -0.1},
+        {"latency_ms": -1},
+        {"max_rps": 0},
+        {"slow_ms": -5},
+    ],
+)
+def test_invalid_faults_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Faults(**bad)
+
+
+def test_injector_sequence_depends_only_on_the_seed() -> None:
+    faults = Faults(error_rate=0.5, latency_jitter_ms=100, seed=42)
+    a, b = FaultInjector(faults), FaultInjector(faults)
+    drawn = [a.draw("create") for _ in range(50)]
+    assert drawn == [b.draw("create") for _ in range(50)]
+    assert {d.kind for d in drawn} == {None, "code_1"}
+    assert len({d.delay_s for d in drawn}) > 40

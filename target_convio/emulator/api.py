@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from target_convio.emulator.errors import ApiError
-from target_convio.emulator.methods import Methods
-from target_convio.emulator.site import TRUE_WORDS
+from target_convio.emulator.methods import Methods, Params, Result
+from target_convio.emulator.site import TRUE_WORDS, printable
 
 # Every other method answers only POST (seed 000: HTTP 405 "Bad Method").
 GET_ALLOWED = frozenset({"listUserFields", "listUserFieldChoices"})
@@ -52,7 +52,9 @@ def answer(methods: Methods, params: Mapping[str, str], http_method: str, client
     return Answer(200, root, body, answer_format(params))
 
 
-def _authorize(methods: Methods, params: Mapping[str, str], client_ip: str) -> Any:
+def _authorize(
+    methods: Methods, params: Mapping[str, str], client_ip: str
+) -> Callable[[Params], Result]:
     site = methods.site
     if params.get("api_key") not in site.api_keys:
         raise ApiError(2)
@@ -67,5 +69,5 @@ def _authorize(methods: Methods, params: Mapping[str, str], client_ip: str) -> A
         raise ApiError(6)
     handler = methods.table.get(name)
     if handler is None:
-        raise ApiError(17, f"Method '{name}' is not known.")
+        raise ApiError(17, f"Method '{printable(name)}' is not known.")
     return handler

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_convio.emulator.errors import ApiError
-from target_convio.emulator.site import TRUE_WORDS, Site, normalize_email
+from target_convio.emulator.site import TRUE_WORDS, Site, normalize_email, printable
 from target_convio.emulator.store import EMAIL_FIELD, USER_NAME_FIELD, Constituent, Store
 
 Params = Mapping[str, str]
@@ -210,7 +210,7 @@ class Methods:
             raise ApiError(10, "Parameter 'field' is required.")
         spec = self.site.fields.get(name)
         if spec is None:
-            raise ApiError(18, f"No field is named '{name}'.")
+            raise ApiError(18, f"No field is named '{printable(name)}'.")
         return "listConsFieldChoicesResponse", {"choice": list(spec.choices)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -29,6 +30,7 @@ log = logging.getLogger("convio_emulator")
 INSPECT_PATH = "/_emulator/state"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _HTML = "text/html;charset=UTF-8"
+_SECRET = re.compile(r"(api_key|login_password)=[^&\s\"]*")
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -82,14 +84,23 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
-        self._route("GET")
+        self._guarded("GET")
 
     def do_POST(self) -> None:
-        self._route("POST")
+        self._guarded("POST")
+
+    def _guarded(self, http_method: str) -> None:
+        try:
+            self._route(http_method)
+        except Exception:
+            # An emulator bug: say so on stderr, answer like a failing server would.
+            log.exception("emulator error on %s %s", http_method, urlsplit(self.path).path)
+            self.close_connection = True
+            self._send_html(500)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), _SECRET.sub(r"\1=***", format % args))
 
     def _route(self, http_method: str) -> None:
         parts = urlsplit(self.path)

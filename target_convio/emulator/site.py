@@ -16,8 +16,8 @@ from target_convio.emulator.errors import ApiError
 VALUE_TYPES = ("TEXT", "BOOLEAN", "DATE", "ENUMERATION")
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
-# C0 controls other than tab, LF and CR, and DEL, are refused with code 35.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls other than tab, LF and CR, DEL, and the non-characters XML cannot carry.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -73,6 +73,11 @@ class Field:
         if include_choices and self.choices:
             out["choices"] = {"choice": list(self.choices)}
         return out
+
+
+def printable(text: str, limit: int = 100) -> str:
+    """Request text made safe to echo in an answer: no control characters, bounded length."""
+    return _CONTROL.sub("?", text[:limit])
 
 
 def normalize_email(raw: str, name: str = "primary_email") -> str:
@@ -188,7 +193,9 @@ def _site_from_dict(data: dict[str, Any]) -> Site:
     return Site(
         org=str(data.get("org", "demo")),
         api_keys=tuple(data.get("api_keys", Site.api_keys)),
-        api_users=tuple(ApiUser(**user) for user in data.get("api_users", [])),
+        api_users=tuple(ApiUser(**user) for user in data["api_users"])
+        if "api_users" in data
+        else Site.api_users,
         allowed_ips=tuple(data.get("allowed_ips", Site.allowed_ips)),
         unique_email=bool(data.get("unique_email", True)),
         send_welcome=bool(data.get("send_welcome", True)),

@@ -148,3 +148,17 @@ def test_print_site_is_a_usable_site_file(tmp_path: Path) -> None:
     assert result.returncode == 0
     site = Site.from_dict(json.loads(result.stdout))
     assert site.fields == Site.default().fields
+
+
+def test_verbose_logs_requests_to_stderr_without_secrets(start) -> None:
+    emulator = start("--verbose")
+    query = (
+        "method=listUserFields&v=1.0&api_key=demo-api-key&login_name=apiuser&login_password=apipass"
+    )
+    assert requests.get(f"{emulator.url}?{query}", timeout=10).status_code == 200
+    emulator.process.send_signal(signal.SIGTERM)
+    stdout, stderr = emulator.process.communicate(timeout=5)
+    assert "GET /demo/site/SRConsAPI?method=listUserFields" in stderr
+    assert "apipass" not in stderr
+    assert "demo-api-key" not in stderr
+    assert stdout == ""

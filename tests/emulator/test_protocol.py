@@ -208,3 +208,31 @@ def test_keep_alive_serves_many_calls_on_one_connection(api: Caller) -> None:
         assert api.json("listUserFields")[0] == 200
     assert api.emulator.calls["listUserFields"] == 20
     assert api.emulator.connections == 1
+
+
+@pytest.mark.parametrize("method", ["get\x00User<&>", "x" * 5000, "caf\ufffe"])
+def test_echoed_request_text_keeps_the_xml_well_formed(api: Caller, method: str) -> None:
+    status, doc = api.xml(method)
+    assert status == 403
+    assert doc["errorResponse"]["code"] == "17"
+    assert len(doc["errorResponse"]["message"]) < 200
+
+
+def test_non_characters_are_code_35(api: Caller) -> None:
+    code, _ = api.error(
+        "createOrUpdate", primary_email="n@example.org", **{**PERSON, "name.first": "A\ufffe"}
+    )
+    assert code == "35"
+
+
+def test_an_emulator_bug_is_an_http_500_and_a_log_line(
+    api: Caller, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(params: object) -> None:
+        raise RuntimeError("boom")
+
+    emulator.server.methods.table["getUser"] = broken
+    response = api.raw("getUser", cons_id="1")
+    assert response.status_code == 500
+    assert "emulator error on POST /demo/site/SRConsAPI" in caplog.text
+    assert api.json("listUserFields")[0] == 200

@@ -56,3 +56,14 @@ def test_seeded_constituents_are_served_and_new_ids_skip_them() -> None:
             "create", primary_email="n@example.org", **{"name.first": "N", "name.last": "M"}
         )
         assert new["cons_id"] == "1000002"
+
+
+def test_a_site_file_without_api_users_keeps_the_demo_user(make_api) -> None:
+    api = make_api(Site.from_dict({"api_keys": ["k"]}))
+    assert api.json("listUserFields", api_key="k")[0] == 200
+    assert Site.from_dict({}).fields == {}
+
+
+def test_a_site_file_with_no_api_users_lets_nobody_in(make_api) -> None:
+    api = make_api(Site.from_dict({"api_users": []}))
+    assert api.error("listUserFields")[0] == "3"

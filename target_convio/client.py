@@ -1,0 +1,267 @@
+"""The Convio server Constituent API: one call, sent, retried when worth it, classified."""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import certifi
+import urllib3
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import SSLError, TimeoutError
+
+from target_convio.answers import Reply, as_list, read_answer, transient
+from target_convio.codes import Kind, lookup
+from target_convio.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+ROOTS = {
+    "createOrUpdate": "createOrUpdateConsResponse",
+    "create": "createConsResponse",
+    "update": "updateConsResponse",
+    "getUser": "getConsResponse",
+    "listUserFields": "listConsFieldsResponse",
+}
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+    "Accept": "text/xml, application/json",
+    "User-Agent": "target-convio",
+}
+
+
+class ConvioError(Exception):
+    """A call that did not succeed, with a message that holds no secret."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+
+class FatalCallError(ConvioError):
+    """An answer that means the run is misconfigured (DESIGN.md §4)."""
+
+
+class ConfigError(ConvioError, ValueError):
+    """A setting that cannot work, named with the reason."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the client needs from the target's settings (DESIGN.md §3)."""
+
+    api_url: str
+    api_key: str
+    login_name: str
+    login_password: str
+    response_format: str = "xml"
+    request_timeout_seconds: float = 30.0
+    max_retries: int = 4
+    max_concurrency: int = 4
+    max_requests_per_second: float | None = None
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 60.0
+
+    def __repr__(self) -> str:
+        return f"ClientSettings(api_url={self.api_url!r}, login_name={self.login_name!r}, ...)"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ClientSettings:
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in config.items() if k in names and v is not None})
+
+
+def check_settings(settings: ClientSettings) -> None:
+    """ConfigError for a URL or value that cannot work or would expose a secret."""
+    parts = urlsplit(settings.api_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError("api_url must be a full https:// URL ending in /site/SRConsAPI")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError("api_url must use https:// (plain http:// only for a loopback host)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError("api_url must not carry a user, a query string or a fragment")
+    if not parts.path.endswith("/SRConsAPI"):
+        raise ConfigError("api_url must end in /SRConsAPI (the server Constituent API)")
+    if settings.response_format not in ("xml", "json"):
+        raise ConfigError("response_format must be xml or json")
+    for name in ("api_key", "login_name", "login_password"):
+        if not getattr(settings, name):
+            raise ConfigError(f"{name} is required")
+    if settings.max_concurrency < 1 or settings.max_retries < 0:
+        raise ConfigError("max_concurrency must be at least 1 and max_retries at least 0")
+    if settings.request_timeout_seconds <= 0:
+        raise ConfigError("request_timeout_seconds must be positive")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ConvioClient:
+    """Calls SRConsAPI methods; safe to share between threads."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        check_settings(settings)
+        self.settings = settings
+        self._path = urlsplit(settings.api_url).path
+        tls = {"ca_certs": certifi.where()} if settings.api_url.startswith("https:") else {}
+        self._pool = urllib3.connection_from_url(
+            settings.api_url, maxsize=settings.max_concurrency, block=True, headers=HEADERS, **tls
+        )
+        self._timeout = urllib3.Timeout(total=settings.request_timeout_seconds)
+        self._pacer = Pacer(settings.max_requests_per_second)
+        self._closed = threading.Event()
+        self._common = {
+            "v": "1.0",
+            "api_key": settings.api_key,
+            "login_name": settings.login_name,
+            "login_password": settings.login_password,
+            "response_format": settings.response_format,
+        }
+
+    def __repr__(self) -> str:
+        return f"ConvioClient({self.settings.api_url!r})"
+
+    def close(self) -> None:
+        """Cut short any backoff wait and drop pooled connections."""
+        self._closed.set()
+        self._pool.close()
+
+    # -- methods --------------------------------------------------------------------------
+
+    def list_user_fields(self) -> list[dict[str, Any]]:
+        """The fields this account may write, with their choices (ConvioError if refused)."""
+        reply = self.call(
+            "listUserFields", {"access": "update", "include_choices": "true"}, expect=True
+        )
+        return [f for f in as_list((reply.body or {}).get("field")) if isinstance(f, dict)]
+
+    def create_or_update(self, params: Mapping[str, str]) -> Reply:
+        return self.call("createOrUpdate", params)
+
+    def create(self, params: Mapping[str, str]) -> Reply:
+        return self.call("create", params)
+
+    def update(self, params: Mapping[str, str]) -> Reply:
+        return self.call("update", params)
+
+    def get_user(self, **locator: str) -> dict[str, Any] | None:
+        """The record a locator (cons_id, member_id or primary_email) finds, or None."""
+        reply = self.call("getUser", locator)
+        if reply.code == "16":
+            return None
+        if not reply.ok:
+            raise ConvioError(f"getUser failed: {describe(reply)}", reply)
+        return reply.body
+
+    # -- one call, with retries -----------------------------------------------------------
+
+    def call(self, method: str, params: Mapping[str, str], *, expect: bool = False) -> Reply:
+        """Send one call until it settles; with expect=True a failure raises ConvioError."""
+        body = urlencode({**params, **self._common, "method": method}).encode("ascii")
+        attempts = 0
+        while True:
+            attempts += 1
+            self._pacer.wait(self._closed)
+            reply, retry_after = self._attempt(body, ROOTS.get(method))
+            if reply.kind is not Kind.TRANSIENT or attempts > self.settings.max_retries:
+                break
+            if self._closed.is_set():
+                break
+            delay = self._backoff(attempts, retry_after)
+            log.warning(
+                "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+                method,
+                attempts,
+                self.settings.max_retries + 1,
+                describe(reply),
+                delay,
+            )
+            self._closed.wait(delay)
+        reply = reply.with_attempts(attempts)
+        if expect and not reply.ok:
+            error = FatalCallError if reply.kind is Kind.FATAL else ConvioError
+            raise error(f"{method} failed: {describe(reply)}", reply)
+        return reply
+
+    def _attempt(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None]:
+        try:
+            response = self._pool.urlopen(
+                "POST",
+                self._path,
+                body=body,
+                retries=False,
+                timeout=self._timeout,
+                preload_content=False,
+                assert_same_host=False,
+            )
+        except SSLError:
+            return Reply(Kind.FATAL, "TLS verification of api_url failed"), None
+        except TimeoutError:
+            timeout = self.settings.request_timeout_seconds
+            return transient(f"no answer within {timeout:g} s"), None
+        except TransportError as exc:
+            return transient(f"connection failed ({type(exc).__name__})"), None
+        return self._receive(response, expected_root)
+
+    @staticmethod
+    def _receive(
+        response: urllib3.BaseHTTPResponse, expected_root: str | None
+    ) -> tuple[Reply, float | None]:
+        try:
+            data = response.read(MAX_ANSWER_BYTES + 1)
+        except TimeoutError:
+            reply = transient("the answer stopped arriving")
+        except TransportError as exc:
+            reply = transient(f"the answer broke off ({type(exc).__name__})")
+        else:
+            if len(data) > MAX_ANSWER_BYTES:
+                response.close()  # the rest is not wanted; this connection is not reused
+                limit = MAX_ANSWER_BYTES // (1024 * 1024)
+                reply = transient(f"answer larger than {limit} MB", response.status)
+            else:
+                reply = read_answer(response.status, data, expected_root)
+        finally:
+            response.release_conn()
+        return reply, _retry_after(response)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        cap = self.settings.max_backoff_seconds
+        if retry_after is not None:
+            return min(retry_after, cap)
+        exponential = min(cap, self.settings.backoff_seconds * 2 ** (attempt - 1))
+        return exponential * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrecy
+
+
+def describe(reply: Reply) -> str:
+    """One line for logs and results: the code and message, or what went wrong."""
+    text = f"code {reply.code}: {reply.message}" if reply.code else reply.message or "no message"
+    hint = lookup(reply.code).hint if reply.code else ""
+    return f"{text} ({hint})" if hint else text
+
+
+def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

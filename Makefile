@@ -27,6 +27,7 @@ emulator: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/emulator_calls.py
+	$(BIN)/python bench/client_cpu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

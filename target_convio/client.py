@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import certifi
 import urllib3
 from urllib3.exceptions import HTTPError as TransportError
-from urllib3.exceptions import SSLError, TimeoutError
+from urllib3.exceptions import NewConnectionError, SSLError, TimeoutError
 
 from target_convio.answers import Reply, as_list, read_answer, transient
 from target_convio.codes import Kind, lookup
@@ -180,8 +180,6 @@ class ConvioClient:
             reply, retry_after = self._attempt(body, ROOTS.get(method))
             if reply.kind is not Kind.TRANSIENT or attempts > self.settings.max_retries:
                 break
-            if self._closed.is_set():
-                break
             delay = self._backoff(attempts, retry_after)
             log.warning(
                 "%s: attempt %d of %d failed (%s); retrying in %.1f s",
@@ -191,7 +189,8 @@ class ConvioClient:
                 describe(reply),
                 delay,
             )
-            self._closed.wait(delay)
+            if self._closed.wait(delay):
+                break
         reply = reply.with_attempts(attempts)
         if expect and not reply.ok:
             error = FatalCallError if reply.kind is Kind.FATAL else ConvioError
@@ -211,6 +210,8 @@ class ConvioClient:
             )
         except SSLError:
             return Reply(Kind.FATAL, "TLS verification of api_url failed"), None
+        except NewConnectionError:  # before TimeoutError, which urllib3 makes it a kind of
+            return transient(f"cannot connect to {self._pool.host}:{self._pool.port}"), None
         except TimeoutError:
             timeout = self.settings.request_timeout_seconds
             return transient(f"no answer within {timeout:g} s"), None

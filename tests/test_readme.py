@@ -24,3 +24,20 @@ def test_readme_opens_with_the_test_command_that_ci_runs() -> None:
     first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
     assert first_block.splitlines()[0].startswith("make test")
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_error_code_table_matches_codes_py() -> None:
+    from target_convio.codes import CODES, GLOBAL  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| ([\d, -]+) \| [^|]+ \| (\w+) \|([^|]*)\|$", readme, re.MULTILINE)
+    documented: dict[str, tuple[str, str | None, str]] = {}
+    for codes, kind, errors in rows:
+        match = re.match(r"`(\w+)`(?: \(`(\w+)`\))?", errors.strip())
+        error, field = (match.group(1), match.group(2) or GLOBAL) if match else (None, GLOBAL)
+        for part in codes.split(","):
+            low, _, high = part.strip().partition("-")
+            for code in range(int(low), int(high or low) + 1):
+                documented[str(code)] = (kind, error, field)
+    actual = {code: (c.kind.value, c.error, c.field) for code, c in CODES.items()}
+    assert documented == actual

@@ -9,14 +9,25 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_emulator_calls_benchmark_runs() -> None:
+def run(script: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(BENCH / "emulator_calls.py"), "--calls", "20", "--rounds", "1"],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "| http.client | xml |" in result.stdout
-    assert "| 64 |" in result.stdout
+    return result.stdout
+
+
+def test_emulator_calls_benchmark_runs() -> None:
+    output = run("emulator_calls.py", "--calls", "20", "--rounds", "1")
+    assert "| http.client | xml |" in output
+    assert "| 64 |" in output
+
+
+def test_client_cpu_benchmark_runs() -> None:
+    output = run("client_cpu.py", "--calls", "20")
+    assert "| target_convio ConvioClient (json) |" in output
+    assert "| requests.Session + xmltodict (xml) |" in output

@@ -1,0 +1,167 @@
+"""The site's field catalogue (from listUserFields) and the coercion of values onto it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from target_convio.answers import as_list
+
+# Write parameters that locate a record; listUserFields does not list them.
+LOCATORS = ("cons_id", "member_id", "primary_email")
+EMAIL_FIELD = "email.primary_address"
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")
+_ISO_PREFIX = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]")
+
+
+class FieldValueError(ValueError):
+    """A value the site would refuse: an `errors[].code` constant and a message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One writable constituent field."""
+
+    name: str
+    value_type: str = "TEXT"
+    max_chars: int | None = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+    def coerce(self, value: Any) -> str:
+        """The value as Convio expects it, or FieldValueError (never for None: callers skip it)."""
+        if isinstance(value, (dict, list)):
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise FieldValueError("invalid", f"expects a single value, not {kind}")
+        if self.value_type == "BOOLEAN":
+            return _boolean(value)
+        if self.value_type == "DATE":
+            return _date(value)
+        text = _text(value)
+        if self.value_type == "ENUMERATION":
+            return self._choice(text)
+        if self.max_chars is not None and len(text) > self.max_chars:
+            raise FieldValueError(
+                "max_length", f"is {len(text)} characters long; the site allows {self.max_chars}"
+            )
+        return text
+
+    def _choice(self, text: str) -> str:
+        if text in self.choices:
+            return text
+        folded = [c for c in self.choices if c.casefold() == text.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        allowed = ", ".join(self.choices[:12]) + (", ..." if len(self.choices) > 12 else "")
+        raise FieldValueError("invalid", f"{_shown(text)} is not one of: {allowed}")
+
+
+class Catalogue:
+    """The fields a site lets this account write, by name."""
+
+    def __init__(self, fields: Iterable[FieldSpec]) -> None:
+        self.fields = {spec.name: spec for spec in fields}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields or name in LOCATORS
+
+    def get(self, name: str) -> FieldSpec | None:
+        return self.fields.get(name)
+
+    @property
+    def required(self) -> list[str]:
+        return [spec.name for spec in self.fields.values() if spec.required]
+
+    @classmethod
+    def from_listing(cls, listing: Iterable[Mapping[str, Any]]) -> Catalogue:
+        """From listUserFields' `field` elements (all strings, as Convio sends them)."""
+        specs = []
+        for item in listing:
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            value_type = str(item.get("valueType") or "TEXT").upper()
+            choices = tuple(
+                str(c) for c in as_list((item.get("choices") or {}).get("choice")) if c is not None
+            )
+            specs.append(
+                FieldSpec(
+                    name=name,
+                    # Unknown valueTypes are treated as TEXT (convio-api.md §6).
+                    value_type=value_type if value_type in _TYPES else "TEXT",
+                    max_chars=_positive_int(item.get("maxChars")),
+                    required=str(item.get("required", "")).lower() == "true",
+                    # DATE choices are selectable years, not a constraint on values.
+                    choices=choices if value_type == "ENUMERATION" else (),
+                )
+            )
+        return cls(specs)
+
+
+_TYPES = frozenset({"TEXT", "BOOLEAN", "DATE", "ENUMERATION"})
+
+
+def _positive_int(value: Any) -> int | None:
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return (
+            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        )
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _boolean(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    word = _text(value).strip().lower()
+    if word in TRUE_WORDS:
+        return "true"
+    if word in FALSE_WORDS:
+        return "false"
+    raise FieldValueError("invalid", f"{_shown(value)} is not true or false")
+
+
+def _date(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        iso = _ISO_PREFIX.match(text)
+        if iso:
+            text = iso.group(1)
+        for fmt in _DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(text, fmt).date().isoformat()
+            except ValueError:
+                continue
+    raise FieldValueError("invalid", f"{_shown(value)} is not a date (yyyy-MM-dd)")
+
+
+def _shown(value: Any) -> str:
+    """A value quoted for a message, cut short."""
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 40 else text[:37] + "...'"

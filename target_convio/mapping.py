@@ -1,0 +1,135 @@
+"""One record onto the site's fields: Convio write parameters, or the reasons it cannot be."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from target_convio.fields import EMAIL_FIELD, LOCATORS, Catalogue, FieldValueError
+
+METADATA_PREFIX = "_sdc_"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One FundraisingBox-style error: the Convio field, a code constant, a message."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+@dataclass
+class Mapped:
+    """A record as write parameters, with whatever kept it from being sendable."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    errors: list[FieldError] = field(default_factory=list)
+
+
+class MappingError(ValueError):
+    """A field_map that cannot work with this site."""
+
+
+class Mapper:
+    """Maps records of one stream; names each unmapped property once in a warning."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        field_map: Mapping[str, str],
+        stream_name: str,
+        logger: logging.Logger,
+    ) -> None:
+        unknown = sorted({target for target in field_map.values() if target not in catalogue})
+        if unknown:
+            raise MappingError(
+                f"field_map names fields this site does not let the API account write: "
+                f"{', '.join(unknown)} (listUserFields with access=update lists those it does)"
+            )
+        self.catalogue = catalogue
+        self.field_map = dict(field_map)
+        self.stream_name = stream_name
+        self.logger = logger
+        self._targets: dict[str, str | None] = {}
+
+    def map(self, record: Mapping[str, Any]) -> Mapped:
+        mapped = Mapped()
+        unmapped: list[str] = []
+        for prop, value in _flatten(record):
+            target = self._target(prop, unmapped)
+            if target is None or value is None or value == "":
+                continue  # a null never reaches Convio, so a load never wipes a value
+            spec = self.catalogue.get(target)
+            try:
+                mapped.params[target] = spec.coerce(value) if spec else _locator(value)
+            except FieldValueError as problem:
+                mapped.errors.append(FieldError(target, problem.code, problem.message))
+        if unmapped:
+            self.logger.warning(
+                "Stream '%s': ignoring properties that match no Convio field: %s "
+                "(map them with field_map or stream_maps)",
+                self.stream_name,
+                ", ".join(sorted(unmapped)),
+            )
+        if EMAIL_FIELD in mapped.params:
+            mapped.params.setdefault("primary_email", mapped.params[EMAIL_FIELD])
+        return mapped
+
+    def _target(self, prop: str, unmapped: list[str]) -> str | None:
+        if prop in self._targets:
+            return self._targets[prop]
+        target = self.field_map.get(prop)
+        if target is None:
+            dotted = prop.replace("__", ".")
+            target = next((n for n in (prop, dotted) if n in self.catalogue), None)
+            if target is None and not prop.startswith(METADATA_PREFIX):
+                unmapped.append(prop)
+        self._targets[prop] = target
+        return target
+
+
+def _locator(value: Any) -> str:
+    if isinstance(value, (dict, list, bool)):
+        raise FieldValueError("invalid", "expects a single text or number value")
+    return str(value).strip()
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(property, value) pairs; a nested object's keys join with dots, as Convio names do."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            pairs.extend(_flatten(value, name + "."))
+        else:
+            pairs.append((name, value))
+    return pairs
+
+
+def check_before_sending(
+    params: Mapping[str, str], sync_mode: str, catalogue: Catalogue
+) -> list[FieldError]:
+    """The checks DESIGN.md §4 makes before a call: a match key, and required fields on create."""
+    if sync_mode == "create_only":
+        errors = [] if params.get("primary_email") else [_missing("primary_email")]
+        errors += [_missing(name) for name in catalogue.required if not params.get(name)]
+        return errors
+    if not any(params.get(name) for name in LOCATORS):
+        return [
+            FieldError(
+                "global_error",
+                "required",
+                "no match key: the record needs primary_email, member_id or cons_id",
+            )
+        ]
+    return []
+
+
+def _missing(name: str) -> FieldError:
+    return FieldError(name, "required", "is required to create a record")

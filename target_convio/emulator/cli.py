@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults = parser.add_argument_group("fault injection (per API call)")
     faults.add_argument("--latency-ms", type=float, default=0.0, help="fixed latency")
     faults.add_argument("--latency-jitter-ms", type=float, default=0.0, help="random extra latency")
-    faults.add_argument("--error-rate", type=float, default=0.0, help="probability of code 1")
+    faults.add_argument(
+        "--error-rate", type=float, default=0.0, help="probability of an errorResponse"
+    )
+    faults.add_argument(
+        "--error-code", type=int, default=1, help="its Convio code (default 1: unable to process)"
+    )
     faults.add_argument("--http-500-rate", type=float, default=0.0, help="probability of HTTP 500")
     faults.add_argument("--http-503-rate", type=float, default=0.0, help="probability of HTTP 503")
     faults.add_argument("--reset-rate", type=float, default=0.0, help="probability of a TCP reset")
@@ -50,6 +55,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         error_rate=args.error_rate,
+        error_code=args.error_code,
         http_500_rate=args.http_500_rate,
         http_503_rate=args.http_503_rate,
         reset_rate=args.reset_rate,

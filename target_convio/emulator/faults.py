@@ -16,6 +16,7 @@ class Faults:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     error_rate: float = 0.0
+    error_code: int = 1
     http_500_rate: float = 0.0
     http_503_rate: float = 0.0
     reset_rate: float = 0.0
@@ -78,7 +79,7 @@ class FaultInjector:
         elif http_503 < f.http_503_rate:
             kind = "http_503"
         elif code_1 < f.error_rate:
-            kind = "code_1"
+            kind = f"code_{f.error_code}"
         return Decision(kind, delay_ms / 1000.0)
 
     def _take_token(self, rate: float) -> bool:

@@ -154,8 +154,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return 500
         if decision.kind == "http_503":
             return 503
-        if decision.kind == "code_1":
-            return error_answer(params, ApiError(1))
+        if decision.kind and decision.kind.startswith("code_"):
+            return error_answer(params, ApiError(int(decision.kind.removeprefix("code_"))))
         return answer(self.server.methods, params, http_method, self.client_address[0])
 
     def _reset(self) -> None:

@@ -163,3 +163,11 @@ def test_injector_sequence_depends_only_on_the_seed() -> None:
     assert drawn == [b.draw("create") for _ in range(50)]
     assert {d.kind for d in drawn} == {None, "code_1"}
     assert len({d.delay_s for d in drawn}) > 40
+
+
+def test_any_error_code_can_be_injected(api: Caller, emulator: Emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0, error_code=14)
+    code, message = api.error("createOrUpdate", primary_email="a@example.org", **PERSON)
+    assert (code, message) == ("14", "The requested method is not allowed by the caller.")
+    assert emulator.faults_injected == {"code_14": 1}
+    assert emulator.constituents() == []

@@ -1,0 +1,128 @@
+"""The command line: --about in every format, settings from the environment, bad settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.target.conftest import EXE, donor, schema
+
+
+def cli(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_about_json_lists_every_setting_with_secrets_marked() -> None:
+    result = cli("--about", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    about = json.loads(result.stdout)
+    settings = about["settings"]["properties"]
+    for name in (
+        "api_url",
+        "api_key",
+        "login_name",
+        "login_password",
+        "response_format",
+        "field_map",
+        "sync_mode",
+        "max_concurrency",
+        "max_requests_per_second",
+        "request_timeout_seconds",
+        "max_retries",
+        "batch_size_rows",
+        "results_path",
+        "results_in_state",
+        "max_failure_rate",
+        "add_group_ids",
+        "add_interest_ids",
+        "source",
+        "no_welcome",
+        "dry_run",
+    ):
+        assert name in settings, name
+    assert settings["api_key"]["secret"] is True
+    assert settings["login_password"]["secret"] is True
+    assert "secret" not in settings["login_name"]
+    assert set(about["settings"]["required"]) == {
+        "api_url",
+        "api_key",
+        "login_name",
+        "login_password",
+    }
+    assert about["version"] == "0.1.0"
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "text"])
+def test_about_text_formats(fmt: str) -> None:
+    args = ("--about", "--format", fmt) if fmt != "text" else ("--about",)
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "login_password" in result.stdout
+    assert "max_failure_rate" in result.stdout
+
+
+def test_settings_from_the_environment(emulator, tmp_path: Path) -> None:
+    env = {
+        "TARGET_CONVIO_API_URL": emulator.api_url,
+        "TARGET_CONVIO_API_KEY": "demo-api-key",
+        "TARGET_CONVIO_LOGIN_NAME": "apiuser",
+        "TARGET_CONVIO_LOGIN_PASSWORD": "apipass",
+        "TARGET_CONVIO_FIELD_MAP": json.dumps(
+            {"email": "primary_email", "first_name": "name.first", "last_name": "name.last"}
+        ),
+        "TARGET_CONVIO_RESULTS_IN_STATE": "summary",
+    }
+    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    result = cli("--config", "ENV", env=env, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["target_convio"]["summary"]["created"] == 1
+    assert "results" not in json.loads(line)["target_convio"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"api_url": "http://example.org/site/SRConsAPI"}, "must use https://"),
+        ({"api_url": "https://x.org/site/SRConsAPI?api_key=1"}, "query string"),
+        ({"max_failure_rate": 0}, "max_failure_rate"),
+        ({"batch_size_rows": 0}, "batch_size_rows"),
+        ({"field_map": {"email": "no_such_field"}}, "no_such_field"),
+        ({"api_key": "wrong"}, "Incorrect API key. (api_key is not the site's API key)"),
+        ({"login_password": "wrong"}, "login_name/login_password"),
+        ({"api_url": "http://127.0.0.1:9/site/SRConsAPI", "max_retries": 0}, "cannot connect"),
+    ],
+)
+def test_bad_settings_end_in_one_clear_line(
+    emulator, change: dict, message: str, tmp_path: Path
+) -> None:
+    config = {
+        "api_url": emulator.api_url,
+        "api_key": "demo-api-key",
+        "login_name": "apiuser",
+        "login_password": "apipass",
+        **change,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    result = cli("--config", str(path), stdin=stdin)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+    assert "Traceback" not in result.stderr
+    assert emulator.calls.get("createOrUpdate", 0) == 0

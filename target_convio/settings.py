@@ -69,6 +69,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Further attempts of a call after a transient failure",
     ),
     th.Property(
+        "batch_size_rows",
+        th.IntegerType,
+        default=DEFAULT_BATCH_SIZE,
+        description="Records per checkpoint, across all streams: each ends in one STATE line",
+    ),
+    th.Property(
         "results_path",
         th.StringType,
         description="JSONL file that receives one result row per record (appended)",

@@ -236,3 +236,74 @@ def test_secrets_never_reach_stdout_stderr_or_results(make_api, config_for, run_
     for text in (run.stdout, run.stderr, str(run.results), wrong.stdout, wrong.stderr):
         for secret in (key, password, password + "x", "P%40ss", "Sekr1t-K3y-%E2"):
             assert secret not in text
+
+
+def test_stream_maps_rename_instead_of_field_map(emulator, config_for, run_target) -> None:
+    """The README's stream_maps example."""
+    config = config_for(
+        emulator,
+        field_map={},
+        stream_maps={
+            "donors": {
+                "name.first": "first_name",
+                "name.last": "last_name",
+                "primary_email": "email",
+                "first_name": "__NULL__",
+                "last_name": "__NULL__",
+                "email": "__NULL__",
+            }
+        },
+    )
+    run = run_target(config, [schema(), donor(1)])
+    assert run.returncode == 0, run.stderr
+    assert run.rows[0]["outcome"] == "created"
+    assert emulator.constituents()[0]["fields"]["name.first"] == "First1"
+    assert "ignoring properties" in run.stderr  # id matches no field
+    assert "first_name" not in run.stderr.split("ignoring properties")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("flattening", [False, True])
+def test_nested_objects_map_with_or_without_flattening(
+    emulator, config_for, run_target, flattening: bool
+) -> None:
+    properties = {
+        "id": {"type": "integer"},
+        "primary_email": {"type": "string"},
+        "name": {
+            "type": "object",
+            "properties": {"first": {"type": "string"}, "last": {"type": "string"}},
+        },
+    }
+    config = config_for(
+        emulator, field_map={}, flattening_enabled=flattening, flattening_max_depth=3
+    )
+    run = run_target(
+        config,
+        [
+            schema(properties=properties),
+            record(
+                {
+                    "id": 1,
+                    "primary_email": "n@example.org",
+                    "name": {"first": "Nested", "last": "Name"},
+                }
+            ),
+        ],
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.rows[0]["outcome"] == "created"
+    assert emulator.constituents()[0]["fields"]["name.first"] == "Nested"
+
+
+def test_records_that_break_the_stream_schema_are_invalid_rows(
+    emulator, config_for, run_target
+) -> None:
+    run = run_target(
+        config_for(emulator),
+        [schema(), donor(1, first_name=12), donor(2, birth_date=20200101), donor(3)],
+    )
+    assert run.returncode == 0, run.stderr
+    assert [r["outcome"] for r in run.rows] == ["invalid", "invalid", "created"]
+    assert run.rows[0]["errors"][0]["field"] == "first_name"
+    assert "does not match the stream's schema" in run.rows[0]["errors"][0]["message"]
+    assert "Traceback" not in run.stderr

@@ -71,25 +71,19 @@ def reply_row(stream: str, seq: int, key: dict[str, Any] | None, method: str, re
             message=message,
             attempts=reply.attempts,
         )
-    info = lookup(reply.code)
     if reply.kind is Kind.RECORD:
-        error = FieldError(info.field, info.error or "unknown_error", reply.message)
-        return row(
-            stream,
-            seq,
-            key,
+        info = lookup(reply.code)
+        outcome, error = (
             "rejected",
-            code=reply.code,
-            message=reply.message,
-            errors=[error],
-            attempts=reply.attempts,
+            FieldError(info.field, info.error or "unknown_error", reply.message),
         )
-    error = FieldError(GLOBAL, "unknown_error", reply.message)
+    else:
+        outcome, error = "failed", FieldError(GLOBAL, "unknown_error", reply.message)
     return row(
         stream,
         seq,
         key,
-        "failed",
+        outcome,
         code=reply.code,
         message=reply.message,
         errors=[error],

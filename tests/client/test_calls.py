@@ -233,21 +233,27 @@ def test_nothing_listening_is_transient(make_client) -> None:
 # -- concurrency and pacing -----------------------------------------------------------------
 
 
-def test_pool_is_sized_to_max_concurrency(emulator: Emulator, make_client) -> None:
-    emulator.faults = Faults(latency_ms=100)
-    client = make_client(emulator, max_concurrency=2)
+def in_threads(client, count: int, prefix: str) -> float:
+    """Seconds taken by `count` createOrUpdate calls started at once, one thread each."""
     threads = [
         threading.Thread(
-            target=client.create_or_update, args=({**PERSON, "primary_email": f"c{i}@example.org"},)
+            target=client.create_or_update,
+            args=({**PERSON, "primary_email": f"{prefix}{i}@example.org"},),
         )
-        for i in range(6)
+        for i in range(count)
     ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - started >= 0.3  # 6 calls, 2 at a time, 100 ms each
+    return time.monotonic() - started
+
+
+def test_pool_is_sized_to_max_concurrency(emulator: Emulator, make_client) -> None:
+    emulator.faults = Faults(latency_ms=100)
+    client = make_client(emulator, max_concurrency=2)
+    assert in_threads(client, 6, "c") >= 0.3  # 6 calls, 2 at a time, 100 ms each
     assert emulator.connections == 2
     assert len(emulator.constituents()) == 6
 
@@ -276,16 +282,5 @@ def test_concurrent_calls_all_settle(emulator: Emulator, make_client) -> None:
 
 def test_pacing_is_shared_across_threads(emulator: Emulator, make_client) -> None:
     client = make_client(emulator, max_requests_per_second=20, max_concurrency=4)
-    threads = [
-        threading.Thread(
-            target=client.create_or_update, args=({**PERSON, "primary_email": f"p{i}@example.org"},)
-        )
-        for i in range(11)
-    ]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert time.monotonic() - started >= 0.49  # 11 starts, 50 ms apart
+    assert in_threads(client, 11, "p") >= 0.49  # 11 starts, 50 ms apart
     assert len(emulator.constituents()) == 11

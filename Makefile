@@ -1,9 +1,12 @@
-# Everything runs from a virtual environment that this Makefile makes on first use.
+# Everything runs from virtual environments that this Makefile makes on first use:
+# .venv for this project, .venv-meltano for Meltano (which runs the target, not a dependency).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+MELTANO_VENV ?= .venv-meltano
+MELTANO := $(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint format emulator bench clean
+.PHONY: test lint format demo emulator bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,8 +14,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-test: $(BIN)/.installed lint
-	$(BIN)/pytest
+$(MELTANO):
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==4.4.1'
+
+test: $(BIN)/.installed $(MELTANO) lint
+	MELTANO=$(abspath $(MELTANO)) $(BIN)/pytest
+
+demo: $(BIN)/.installed $(MELTANO)
+	$(BIN)/python demo/run_demo.py --meltano $(MELTANO)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -30,4 +41,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/client_cpu.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache

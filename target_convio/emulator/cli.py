@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from target_convio.emulator.faults import Faults
@@ -25,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--site", help="site file (JSON); default: the built-in demo site")
     parser.add_argument(
         "--print-site", action="store_true", help="print the built-in site file and exit"
+    )
+    parser.add_argument(
+        "--state-file",
+        help="JSON file of stored constituents: loaded at start if it exists, saved at stop",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     faults = parser.add_argument_group("fault injection (per API call)")
@@ -78,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         site = Site.load(args.site) if args.site else Site.default()
         faults = faults_from_args(args)
         emulator = Emulator(site, faults, host=args.host, port=args.port)
-    except (SiteError, ValueError, OSError) as exc:
+        state_file = Path(args.state_file) if args.state_file else None
+        if state_file and state_file.exists():
+            emulator.store.restore(json.loads(state_file.read_text(encoding="utf-8")))
+    except (SiteError, ValueError, OSError, TypeError) as exc:
         parser.error(str(exc))
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -93,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         emulator.server.server_close()
+        if state_file:
+            save(emulator, state_file)
     return 0
+
+
+def save(emulator: Emulator, path: Path) -> None:
+    """Write the stored constituents, replacing the file only once the new one is whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(emulator.constituents(), ensure_ascii=False), encoding="utf-8")
+    partial.replace(path)
 
 
 if __name__ == "__main__":

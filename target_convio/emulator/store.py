@@ -113,6 +113,12 @@ class Store:
             self._index(record, add=True)
             return record
 
+    def restore(self, snapshots: Iterable[dict[str, Any]]) -> None:
+        """Add records saved with Constituent.snapshot() (an emulator state file)."""
+        for saved in snapshots:
+            fields = {k: v for k, v in saved.items() if k != "updates"}
+            self.add(**fields).updates = int(saved.get("updates", 0))
+
     def _new_id(self) -> str:
         cons_id = str(next(self._ids))
         while cons_id in self._records:

@@ -162,3 +162,33 @@ def test_verbose_logs_requests_to_stderr_without_secrets(start) -> None:
     assert "apipass" not in stderr
     assert "demo-api-key" not in stderr
     assert stdout == ""
+
+
+def test_state_file_keeps_constituents_across_restarts(start, tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator-state.json"
+    first = start("--state-file", str(state_file))
+    created = first.call(
+        "createOrUpdate", primary_email="keep@example.org", add_group_ids="1001", **PERSON
+    ).json()["createOrUpdateConsResponse"]
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(5) == 0
+    saved = json.loads(state_file.read_text())
+    assert [r["cons_id"] for r in saved] == [created["cons_id"]]
+    second = start("--state-file", str(state_file))
+    again = second.call("createOrUpdate", primary_email="keep@example.org", **PERSON).json()
+    assert again["createOrUpdateConsResponse"] == {
+        "cons_id": created["cons_id"],
+        "message": "User updated.",
+    }
+    groups = second.call("getUserGroups", primary_email="keep@example.org").json()
+    assert groups["getConsGroupsResponse"]["group"]["id"] == "1001"
+    new = second.call("create", primary_email="new@example.org", **PERSON).json()
+    assert new["createConsResponse"]["cons_id"] != created["cons_id"]
+
+
+def test_a_broken_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator-state.json"
+    state_file.write_text('[{"nonsense": 1}]')
+    result = run_cli("--state-file", str(state_file))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr

@@ -98,6 +98,7 @@ BAD_KINDS = [
     "duplicate_email",
     "missing_email",
     "bad_date",
+    "control_character",
 ]
 
 
@@ -151,7 +152,7 @@ def rows(count: int, seed: int = 2026) -> list[dict]:
     spoiled = 0
     for i in range(1, count + 1):
         row = donor(rng, i)
-        if i > 10 and rng.random() < 0.03:
+        if i > 10 and rng.random() < 0.035:
             spoil(rng, row, BAD_KINDS[spoiled % len(BAD_KINDS)], made)
             spoiled += 1
         made.append(row)

@@ -37,8 +37,15 @@ def meltano(exe: str, *args: str, env: dict[str, str]) -> None:
 def start_emulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
     exe = Path(sys.executable).with_name("convio-emulator")
     process = subprocess.Popen(
-        [str(exe), "--port", "0", "--latency-ms", str(latency_ms),
-         "--state-file", str(EMULATOR_STATE)],
+        [
+            str(exe),
+            "--port",
+            "0",
+            "--latency-ms",
+            str(latency_ms),
+            "--state-file",
+            str(EMULATOR_STATE),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -72,8 +79,10 @@ def main() -> None:
     OUTPUT.mkdir(exist_ok=True)
 
     step("Making the sample donors (demo/make_donors.py, fixed seed)")
-    subprocess.run([sys.executable, str(ROOT / "demo" / "make_donors.py"), "--rows",
-                    str(args.rows)], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "make_donors.py"), "--rows", str(args.rows)],
+        check=True,
+    )
 
     step("Installing the Meltano plugins (cached after the first run)")
     env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
@@ -85,8 +94,13 @@ def main() -> None:
     RESULTS.unlink(missing_ok=True)  # this demo reports on one run at a time
     try:
         step("meltano run tap-jsonl target-convio")
-        meltano(args.meltano, "run", "tap-jsonl", "target-convio",
-                env={**env, "TARGET_CONVIO_API_URL": url})
+        meltano(
+            args.meltano,
+            "run",
+            "tap-jsonl",
+            "target-convio",
+            env={**env, "TARGET_CONVIO_API_URL": url},
+        )
     finally:
         emulator.terminate()
         emulator.wait(10)

@@ -19,11 +19,21 @@ def test_every_test_named_in_the_readme_exists() -> None:
     assert missing == []
 
 
-def test_readme_opens_with_the_test_command_that_ci_runs() -> None:
+def test_readme_opens_with_the_demo_and_the_test_command_that_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
-    assert first_block.splitlines()[0].startswith("make test")
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
+    assert commands == ["make demo", "make test"]
+    assert "\nmake test\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_setting_is_in_the_readme_settings_table() -> None:
+    from target_convio.settings import CONFIG_SCHEMA  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Settings", 1)[1].split("###", 1)[0]
+    documented = set(re.findall(r"`(\w+)`", table))
+    assert set(CONFIG_SCHEMA["properties"]) <= documented
 
 
 def test_the_error_code_table_matches_codes_py() -> None:

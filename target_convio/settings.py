@@ -118,6 +118,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Map and check every record, call no write method",
     ),
 ).to_dict()
+# The SDK later merges its own settings into CONFIG_SCHEMA, in place; these are ours.
+SETTING_NAMES = tuple(CONFIG_SCHEMA["properties"])
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,14 @@
-"""The per-stream pipeline: map and check each record, send it, settle its result row."""
+"""The per-stream pipeline: map and check each record, then send it or settle it at once."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.sinks import BatchSink
 
-from target_convio.answers import Reply
+from target_convio.checkpoints import Checkpointer, Pending
 from target_convio.mapping import Mapper, check_before_sending
-from target_convio.results import Row, invalid_row, reply_row, row
+from target_convio.results import invalid_row, row
 from target_convio.settings import DEFAULT_BATCH_SIZE
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
@@ -18,16 +16,6 @@ if TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
     from target_convio.target import Run
-
-
-@dataclass
-class Pending:
-    """A record read in this checkpoint: its row already, or the call that will decide it."""
-
-    seq: int
-    key: dict[str, Any] | None
-    row: Row | None = None
-    call: Future[Reply | None] | None = None
 
 
 class ConstituentSink(BatchSink):
@@ -38,6 +26,7 @@ class ConstituentSink(BatchSink):
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.run: Run = target.run()
+        self.checkpointer: Checkpointer = target.checkpointer
         # The SDK would parse date strings and end the run on a bad one; fields.py reads them.
         self.schema = without_date_formats(self.schema)
         self.mapper = Mapper(
@@ -52,6 +41,7 @@ class ConstituentSink(BatchSink):
         return CollectingValidator(self.schema) if self.validate_schema else None
 
     def process_record(self, record: dict, context: dict) -> None:
+        """Check the record; send it now, so calls run while the reader goes on."""
         seq = self.run.next_seq(self.stream_name)
         key = {name: record.get(name) for name in self.key_properties} or None
         problems = record.pop(SCHEMA_ERRORS, [])
@@ -59,7 +49,7 @@ class ConstituentSink(BatchSink):
         settings = self.run.settings
         errors = problems + mapped.errors
         errors += check_before_sending(mapped.params, settings.sync_mode, self.run.catalogue)
-        pending = Pending(seq, key)
+        pending = Pending(self.stream_name, seq, key, method=settings.method)
         if errors:
             pending.row = invalid_row(self.stream_name, seq, key, errors)
         elif settings.dry_run:
@@ -71,16 +61,5 @@ class ConstituentSink(BatchSink):
         context.setdefault("records", []).append(pending)
 
     def process_batch(self, context: dict) -> None:
-        """Wait for every call of the batch, then hand its rows to the checkpoint."""
-        rows = []
-        for pending in context.get("records", []):
-            if pending.call is not None:
-                reply = pending.call.result()
-                if reply is None:
-                    continue  # never sent, or cut short: the run is stopping
-                pending.row = reply_row(
-                    self.stream_name, pending.seq, pending.key, self.run.settings.method, reply
-                )
-            if pending.row is not None:
-                rows.append(pending.row)
-        self.run.settle(rows)
+        """Hand the batch to the next checkpoint; its calls are already under way."""
+        self.checkpointer.hand_over(context.get("records", []))

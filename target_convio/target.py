@@ -1,26 +1,33 @@
-"""TargetConvio: settings, the services a run shares, and checkpoints with their STATE lines."""
+"""TargetConvio: settings, the services a run shares, and when checkpoints are sealed."""
 
 from __future__ import annotations
 
-import json
-import sys
-import threading
-import time
+import os
+import signal
 from collections import Counter
-from typing import Any, NoReturn
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, NoReturn
 
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.target_base import Target
 
 from target_convio.breaker import FailureBreaker
+from target_convio.checkpoints import Checkpointer
 from target_convio.client import ConvioClient, ConvioError
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.mapping import MappingError
-from target_convio.results import ResultsFile, Row, Summary
 from target_convio.settings import CONFIG_SCHEMA, Settings
 from target_convio.sinks import ConstituentSink
 
-STATE_KEY = "target_convio"
+
+class Terminated(Exception):  # noqa: N818 - a signal, not an error
+    """SIGINT or SIGTERM arrived: unwinds the reader so the run can stop in order."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class Run:
@@ -36,22 +43,10 @@ class Run:
             FailureBreaker(settings.max_failure_rate),
         )
         self._seq: Counter[str] = Counter()
-        self._settled: list[Row] = []
-        self._lock = threading.Lock()
 
     def next_seq(self, stream: str) -> int:
         self._seq[stream] += 1
         return self._seq[stream]
-
-    def settle(self, rows: list[Row]) -> None:
-        with self._lock:
-            self._settled.extend(rows)
-
-    def take_settled(self) -> list[Row]:
-        """Rows settled since the last call, in input order per stream."""
-        with self._lock:
-            rows, self._settled = self._settled, []
-        return sorted(rows, key=lambda r: (r["stream"], r["seq"]))
 
     def close(self) -> None:
         self.dispatcher.close()
@@ -71,11 +66,27 @@ class TargetConvio(Target):
             self.settings = Settings.from_config(self.config)
         except ConvioError as exc:
             self._stop(f"Invalid setting: {exc}")
-        self.summary = Summary()
-        self.checkpoints = 0
         self._run: Run | None = None
-        self._results_file: ResultsFile | None = None
-        self._started = time.monotonic()
+        self._terminating = False
+        self.checkpointer = Checkpointer(
+            self.settings.results_path,
+            self.settings.results_in_state,
+            self._stop_reason,
+            self.logger,
+        )
+
+    @property
+    def _env_var_config(self) -> dict[str, Any]:
+        """Settings from TARGET_CONVIO_* variables, and from a .env in the working directory.
+
+        The SDK would look for .env upwards from its own install folder, so a .env beside the
+        virtual environment (a Meltano project's, say) would silently override the caller's.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        dotenv = Path.cwd() / ".env"
+        path = str(dotenv) if dotenv.is_file() else os.devnull
+        return parse_environment_config(schema, self._env_var_prefix, dotenv_path=path)
 
     def run(self) -> Run:
         """The run's shared services, made when the first stream arrives."""
@@ -95,8 +106,9 @@ class TargetConvio(Target):
     # -- checkpoints ----------------------------------------------------------------------
 
     def _process_record_message(self, message_dict: dict) -> None:
-        if self._stop_reason():
-            self._checkpoint()  # settles what is in flight, then stops the run
+        if self._stop_reason() or self.checkpointer.stopped:
+            self._checkpoint()  # what was read gets its rows in the results file
+            self._end()
         super()._process_record_message(message_dict)
         sinks = [*self._sinks_active.values(), *self._sinks_to_clear]
         if sum(sink.current_size for sink in sinks) >= self.settings.batch_size:
@@ -107,78 +119,66 @@ class TargetConvio(Target):
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Settle every buffered record of every stream, then write one STATE line."""
-        self.drain_all()  # calls _write_state_message when the tap has sent state
+        """Hand every stream's buffered records to one new checkpoint, and seal it."""
+        self.drain_all()  # each sink hands over its batch; calls _write_state_message if any
         if not self._latest_state:
-            self._write_checkpoint(None)
+            self.checkpointer.seal(None)
+
+    def _write_state_message(self, state: dict) -> None:
+        self.checkpointer.seal(state)
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         if not self._latest_state:
-            self._write_checkpoint(None)
-        self.logger.info("target-convio finished.\n%s", self.summary.table())
-        self._close()
+            self.checkpointer.seal(None)
+        self._end()
+        self.logger.info("target-convio finished.\n%s", self.checkpointer.summary.table())
 
-    def _write_state_message(self, state: dict) -> None:
-        self._write_checkpoint(state)
-
-    def _write_checkpoint(self, tap_state: dict | None) -> None:
-        rows = self._run.take_settled() if self._run else []
-        self._record(rows)
-        reason = self._stop_reason()
-        if reason:
-            self._close()
+    def _end(self, exit_code: int = 1) -> None:
+        """Wait for every checkpoint; stop with one clear line if the run cannot finish."""
+        self.checkpointer.finish()
+        if self._run is not None:
+            self._run.close()
+        if self.checkpointer.error is not None:
+            self._stop(f"Cannot write results: {self.checkpointer.error}")
+        if self._stop_reason() or self.checkpointer.stopped:
+            reason = self._stop_reason() or "a checkpoint could not settle"
             self._stop(
-                f"Stopped: {reason}. No STATE was written past checkpoint {self.checkpoints}; "
-                "records sent since then are resent when the run is repeated."
+                f"Stopped: {reason}. No STATE was written past checkpoint "
+                f"{self.checkpointer.written}; records sent since then are resent when the "
+                "run is repeated.",
+                exit_code,
             )
-        self.checkpoints += 1
-        payload: dict[str, Any] = {"checkpoint": self.checkpoints}
-        if self.settings.results_in_state != "none":
-            payload["summary"] = self.summary.as_dict()
-        if self.settings.results_in_state == "records":
-            payload["results"] = rows
-        line = json.dumps({**(tap_state or {}), STATE_KEY: payload}, default=str)
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-        self._log_progress()
-
-    def _record(self, rows: list[Row]) -> None:
-        """Count rows and append them to the results file, before any STATE names them."""
-        self.summary.add(rows)
-        if self.settings.results_path and rows:
-            if self._results_file is None:
-                self._results_file = ResultsFile(self.settings.results_path)
-            self._results_file.write(rows)
-
-    def _log_progress(self) -> None:
-        elapsed = time.monotonic() - self._started
-        done = self.summary.total
-        counts = ", ".join(f"{n} {o}" for o, n in self.summary.outcomes.items() if n)
-        self.logger.info(
-            "Checkpoint %d: %d records in %.1f s (%.1f/s)%s",
-            self.checkpoints,
-            done,
-            elapsed,
-            done / elapsed if elapsed else 0.0,
-            f": {counts}" if counts else "",
-        )
 
     # -- stopping -------------------------------------------------------------------------
+
+    def listen(self, file_input: IO[str] | None = None) -> None:
+        try:
+            super().listen(file_input)
+        except Terminated as signal_received:
+            self._shut_down(signal_received.signum)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        if not self._terminating:  # a second signal while stopping changes nothing
+            self._terminating = True
+            raise Terminated(signum)
+
+    def _shut_down(self, signum: int) -> NoReturn:
+        """Read no more; let calls in flight finish; write what settled; exit 128 + signum."""
+        name = signal.Signals(signum).name
+        self.logger.warning("Received %s: no new calls; finishing the calls in flight.", name)
+        if self._run is not None:
+            self._run.dispatcher.stop(f"received {name}")
+        self._checkpoint()
+        self._end(exit_code=128 + signum)
+        raise SystemExit(128 + signum)  # nothing was left to send
 
     def _stop_reason(self) -> str | None:
         return self._run.dispatcher.stop_reason if self._run else None
 
-    def _stop(self, message: str) -> NoReturn:
+    def _stop(self, message: str, exit_code: int = 1) -> NoReturn:
         self.logger.error("target-convio: %s", message)
-        raise SystemExit(1)
-
-    def _close(self) -> None:
-        if self._run is not None:
-            self._run.close()
-        if self._results_file is not None:
-            self._results_file.close()
-            self._results_file = None
+        raise SystemExit(exit_code)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import pytest
 from tests.target.conftest import EXE, donor, schema
 
 
-def cli(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [EXE, *args],
         capture_output=True,
@@ -20,6 +22,7 @@ def cli(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.Comp
         input=stdin,
         timeout=60,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         check=False,
     )
 
@@ -85,11 +88,25 @@ def test_settings_from_the_environment(emulator, tmp_path: Path) -> None:
         "TARGET_CONVIO_RESULTS_IN_STATE": "summary",
     }
     stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
-    result = cli("--config", "ENV", env=env, stdin=stdin)
+    result = cli("--config", "ENV", env=env, stdin=stdin, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     assert json.loads(line)["target_convio"]["summary"]["created"] == 1
     assert "results" not in json.loads(line)["target_convio"]
+
+
+def test_settings_from_a_dotenv_file_in_the_working_directory(emulator, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        f"TARGET_CONVIO_API_URL={emulator.api_url}\nTARGET_CONVIO_API_KEY=demo-api-key\n"
+        "TARGET_CONVIO_LOGIN_NAME=apiuser\nTARGET_CONVIO_LOGIN_PASSWORD=apipass\n"
+        'TARGET_CONVIO_FIELD_MAP={"email": "primary_email", "first_name": "name.first", '
+        '"last_name": "name.last"}\n'
+    )
+    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    result = cli("--config", "ENV", stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["target_convio"]["summary"]["created"] == 1
+    assert emulator.calls["createOrUpdate"] == 1
 
 
 @pytest.mark.parametrize(

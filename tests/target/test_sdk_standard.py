@@ -24,4 +24,5 @@ TestTargetConvio = get_target_test_class(
         # The suite's records are not constituents: most are refused, which is not the point.
         "max_failure_rate": 1.0,
     },
+    parse_env_config=False,  # a developer's .env must not redirect the suite
 )

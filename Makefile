@@ -39,6 +39,8 @@ emulator: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/emulator_calls.py
 	$(BIN)/python bench/client_cpu.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/cpu_memory.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache

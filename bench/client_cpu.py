@@ -18,7 +18,7 @@ import requests
 import xmltodict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emulator_calls import emulator
+from harness import emulator
 
 from target_convio.client import ClientSettings, ConvioClient
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from harness import emulator
 
 CREDENTIALS = {
     "v": "1.0",
@@ -89,18 +85,6 @@ def concurrent(url: str, concurrency: int, calls: int) -> float:
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(call, range(calls)))
     return calls / (time.perf_counter() - started)
-
-
-@contextmanager
-def emulator(*args: str) -> Iterator[str]:
-    exe = Path(sys.executable).with_name("convio-emulator")
-    server = subprocess.Popen([exe, "--port", "0", *args], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        yield server.stdout.readline().strip()
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def main() -> None:

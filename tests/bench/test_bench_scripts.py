@@ -31,3 +31,16 @@ def test_client_cpu_benchmark_runs() -> None:
     output = run("client_cpu.py", "--calls", "20")
     assert "| target_convio ConvioClient (json) |" in output
     assert "| requests.Session + xmltodict (xml) |" in output
+
+
+def test_throughput_benchmark_runs() -> None:
+    output = run("throughput.py", "--records", "40", "--levels", "1,4")
+    assert "| target-convio, max_concurrency 4 | 80 |" in output
+    assert "| naive script (requests, sequential) | 20 |" in output
+
+
+def test_cpu_memory_benchmark_runs() -> None:
+    output = run("cpu_memory.py", "--records", "200", "--memory", "200,400")
+    assert "| on |" in output
+    assert "| 400 |" in output
+    assert "| difference: writing results |" in output

@@ -14,8 +14,9 @@ from tests.target.conftest import EXE, donor, schema, state
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_run_in_order(emulator: Emulator, config_for, tmp_path: Path,
-                                         signum: int, code: int) -> None:
+def test_a_signal_stops_the_run_in_order(
+    emulator: Emulator, config_for, tmp_path: Path, signum: int, code: int
+) -> None:
     emulator.faults = Faults(latency_ms=150, methods=frozenset({"createOrUpdate"}))
     config = config_for(emulator, batch_size_rows=2, max_concurrency=2)
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -23,9 +24,13 @@ def test_a_signal_stops_the_run_in_order(emulator: Emulator, config_for, tmp_pat
     for i in range(1, 41):
         messages += [donor(i), state({"bookmarks": {"donors": {"id": i}}})]
     with (tmp_path / "stderr.txt").open("w+") as err:
-        process = subprocess.Popen([EXE, "--config", str(tmp_path / "config.json")],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                   text=True)
+        process = subprocess.Popen(
+            [EXE, "--config", str(tmp_path / "config.json")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
         process.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
         process.stdin.close()
         first = process.stdout.readline()

@@ -75,6 +75,7 @@ class Checkpointer:
         self._stop_reason = stop_reason
         self._logger = logger
         self._handed: list[Pending] = []
+        self._handed_lock = threading.Lock()  # sinks may drain in parallel threads
         self._sealed = 0
         self._queue: queue.Queue[Checkpoint | None] = queue.Queue(MAX_WAITING)
         self._started = time.monotonic()
@@ -82,8 +83,9 @@ class Checkpointer:
         self._thread.start()
 
     def hand_over(self, records: list[Pending]) -> None:
-        """Records drained from a sink, for the next checkpoint (reader thread only)."""
-        self._handed.extend(records)
+        """Records drained from a sink, for the next checkpoint."""
+        with self._handed_lock:
+            self._handed.extend(records)
 
     def seal(self, tap_state: dict[str, Any] | None) -> None:
         """Close the current checkpoint; waits while MAX_WAITING checkpoints are unsettled."""

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from target_convio.answers import Reply
+from target_convio.answers import Reply, transient
 from target_convio.breaker import FailureBreaker
 from target_convio.client import ConvioClient, describe
 from target_convio.codes import Kind
+
+log = logging.getLogger(__name__)
+MatchKey = tuple[str, str]
 
 
 class Dispatcher:
     """Runs client calls on `max_concurrency` threads.
 
+    Calls that could address the same constituent (a shared cons_id, member_id or email) run
+    one after another, in input order, so a record repeated in the input is created once
+    and then updated, never created twice by two calls racing.
+
     A future's result is None when the call was never made, or cut short, because the run is
-    stopping (a fatal answer, or the failure breaker); that record has no result yet.
+    stopping (a fatal answer, the failure breaker, a signal); that record has no result yet.
     """
 
     def __init__(self, client: ConvioClient, max_concurrency: int, breaker: FailureBreaker) -> None:
@@ -24,15 +32,37 @@ class Dispatcher:
         self.breaker = breaker
         self.stop_reason: str | None = None
         self._lock = threading.Lock()
+        self._latest: dict[MatchKey, Future[Reply | None]] = {}
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
 
     def submit(self, method: str, params: dict[str, Any]) -> Future[Reply | None]:
-        return self._executor.submit(self._call, method, params)
+        keys = match_keys(params)
+        with self._lock:
+            earlier = {self._latest[key] for key in keys if key in self._latest}
+            future = self._executor.submit(self._call, method, params, earlier)
+            self._latest.update(dict.fromkeys(keys, future))
+        future.add_done_callback(lambda done: self._forget(keys, done))
+        return future
 
-    def _call(self, method: str, params: dict[str, Any]) -> Reply | None:
+    def _forget(self, keys: list[MatchKey], done: Future[Reply | None]) -> None:
+        with self._lock:
+            for key in keys:
+                if self._latest.get(key) is done:
+                    del self._latest[key]
+
+    def _call(
+        self, method: str, params: dict[str, Any], earlier: set[Future[Reply | None]]
+    ) -> Reply | None:
+        # Earlier calls were queued first, so they have started: waiting cannot deadlock.
+        wait(earlier)
         if self.stop_reason:
             return None
-        reply = self.client.call(method, params)
+        try:
+            reply = self.client.call(method, params)
+        except Exception as exc:  # a bug must cost one record a row, not the run its results
+            log.warning("%s: internal error (%s); the record fails", method, type(exc).__name__)
+            log.debug("Details of the internal error", exc_info=True)
+            reply = transient(f"internal error ({type(exc).__name__})")
         if reply.kind is Kind.FATAL:
             self.stop(f"Convio refused {method} ({describe(reply)})")
             return None
@@ -53,3 +83,12 @@ class Dispatcher:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self.client.close()
+
+
+def match_keys(params: dict[str, Any]) -> list[MatchKey]:
+    """The values by which Convio could match this record to a constituent."""
+    keys = [(name, str(params[name])) for name in ("cons_id", "member_id") if params.get(name)]
+    email = params.get("primary_email") or params.get("email.primary_address")
+    if email:
+        keys.append(("email", str(email).strip().lower()))
+    return keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class FieldSpec:
         if isinstance(value, (dict, list)):
             kind = "an object" if isinstance(value, dict) else "a list"
             raise FieldValueError("invalid", f"expects a single value, not {kind}")
+        if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+            raise FieldValueError("invalid", f"{value} is not a number Convio can store")
         if self.value_type == "BOOLEAN":
             return _boolean(value)
         if self.value_type == "DATE":
@@ -120,7 +123,18 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+def sendable(text: str) -> str:
+    """The text, or FieldValueError when it holds what UTF-8 cannot carry (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldValueError("invalid", "holds characters that are not valid Unicode") from None
+    return text
+
+
 def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return sendable(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_convio.fields import EMAIL_FIELD, LOCATORS, Catalogue, FieldValueError
+from target_convio.fields import EMAIL_FIELD, LOCATORS, Catalogue, FieldValueError, sendable
 
 METADATA_PREFIX = "_sdc_"
 
@@ -63,8 +63,8 @@ class Mapper:
         unmapped: list[str] = []
         for prop, value in _flatten(record):
             target = self._target(prop, unmapped)
-            if target is None or value is None or value == "":
-                continue  # a null never reaches Convio, so a load never wipes a value
+            if target is None or value is None or (isinstance(value, str) and not value.strip()):
+                continue  # Convio reads a blank as "clear": a load never wipes a value
             spec = self.catalogue.get(target)
             try:
                 mapped.params[target] = spec.coerce(value) if spec else _locator(value)
@@ -97,7 +97,7 @@ class Mapper:
 def _locator(value: Any) -> str:
     if isinstance(value, (dict, list, bool)):
         raise FieldValueError("invalid", "expects a single text or number value")
-    return str(value).strip()
+    return sendable(str(value).strip())
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections import Counter
@@ -10,6 +11,8 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema
+from singer_sdk.singerlib.exceptions import SingerReadError
 from singer_sdk.target_base import Target
 
 from target_convio.breaker import FailureBreaker
@@ -18,8 +21,12 @@ from target_convio.client import ConvioClient, ConvioError
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.mapping import MappingError
+from target_convio.reader import InputReader, shorten
 from target_convio.settings import CONFIG_SCHEMA, Settings
 from target_convio.sinks import ConstituentSink
+
+# Input the target cannot read: reported in one line, after what was read before is settled.
+INPUT_ERRORS = (SingerReadError, FatalSyncError, InvalidJSONSchema, ValueError)
 
 
 class Terminated(Exception):  # noqa: N818 - a signal, not an error
@@ -59,6 +66,25 @@ class TargetConvio(Target):
     package_name = "target-convio"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ConstituentSink
+    message_reader_class = InputReader
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        """The command line: any failure ends in one ERROR line and exit code 1."""
+        try:
+            super().invoke(**kwargs)
+        except Exception as exc:
+            logger = logging.getLogger(cls.name)
+            if isinstance(exc, INPUT_ERRORS):
+                logger.error("target-convio: bad input: %s", shorten(str(exc), 300))
+            else:
+                logger.error(
+                    "target-convio: internal error: %s: %s",
+                    type(exc).__name__,
+                    shorten(str(exc), 300),
+                )
+                logger.debug("Details", exc_info=exc)
+            raise SystemExit(1) from None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -157,6 +183,18 @@ class TargetConvio(Target):
             super().listen(file_input)
         except Terminated as signal_received:
             self._shut_down(signal_received.signum)
+        except Exception:
+            self._settle_what_was_read()
+            raise
+
+    def _settle_what_was_read(self) -> None:
+        """Input the run cannot go past: keep the results of the records read before it."""
+        try:
+            self._checkpoint()
+            self.checkpointer.finish()
+        finally:
+            if self._run is not None:
+                self._run.close()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         if not self._terminating:  # a second signal while stopping changes nothing

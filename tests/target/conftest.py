@@ -98,7 +98,7 @@ def run_target(tmp_path: Path):
         n = next(counter)
         config_path = tmp_path / f"config{n}.json"
         config_path.write_text(json.dumps(config))
-        stdin = "".join(json.dumps(m) + "\n" for m in messages)
+        stdin = "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
         result = subprocess.run(
             [EXE, "--config", str(config_path), *args],
             input=stdin,

@@ -76,8 +76,16 @@ class ClientSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ClientSettings:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in config.items() if k in names and v is not None})
+        """From a target config, whose numbers may arrive as Decimal, int or float."""
+        values = {k: v for k, v in config.items() if k in cls.__dataclass_fields__}
+        values = {k: v for k, v in values.items() if v is not None}
+        for name in ("max_concurrency", "max_retries"):
+            if name in values:
+                values[name] = int(values[name])
+        for name in ("request_timeout_seconds", "max_requests_per_second"):
+            if name in values:
+                values[name] = float(values[name])
+        return cls(**values)
 
 
 def check_settings(settings: ClientSettings) -> None:

@@ -69,6 +69,14 @@ def donor(i: int, **fields: Any) -> dict:
     return record({**base, **fields})
 
 
+def assert_no_secret(config: dict, *texts: str) -> None:
+    """Every run of the target is checked: its secrets appear in none of its outputs."""
+    for secret in (config.get("api_key"), config.get("login_password")):
+        if secret:
+            for text in texts:
+                assert secret not in text, "a secret reached the output"
+
+
 @dataclass
 class TargetRun:
     returncode: int
@@ -113,6 +121,7 @@ def run_target(tmp_path: Path):
         results = []
         if results_path and Path(results_path).exists():
             results = [json.loads(line) for line in Path(results_path).read_text().splitlines()]
+        assert_no_secret(config, result.stdout, result.stderr, json.dumps(results))
         return TargetRun(result.returncode, states, result.stderr, result.stdout, results)
 
     return run

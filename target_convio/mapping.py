@@ -57,20 +57,14 @@ class Mapper:
         self.stream_name = stream_name
         self.logger = logger
         self._targets: dict[str, str | None] = {}
+        self._warned: set[str] = set()
 
     def map(self, record: Mapping[str, Any]) -> Mapped:
         mapped = Mapped()
         unmapped: list[str] = []
-        for prop, value in _flatten(record):
-            target = self._target(prop, unmapped)
-            if target is None or value is None or (isinstance(value, str) and not value.strip()):
-                continue  # Convio reads a blank as "clear": a load never wipes a value
-            spec = self.catalogue.get(target)
-            try:
-                mapped.params[target] = spec.coerce(value) if spec else _locator(value)
-            except FieldValueError as problem:
-                mapped.errors.append(FieldError(target, problem.code, problem.message))
+        self._map_into(mapped, record, "", unmapped)
         if unmapped:
+            self._warned.update(unmapped)
             self.logger.warning(
                 "Stream '%s': ignoring properties that match no Convio field: %s "
                 "(map them with field_map or stream_maps)",
@@ -81,35 +75,42 @@ class Mapper:
             mapped.params.setdefault("primary_email", mapped.params[EMAIL_FIELD])
         return mapped
 
-    def _target(self, prop: str, unmapped: list[str]) -> str | None:
-        if prop in self._targets:
-            return self._targets[prop]
-        target = self.field_map.get(prop)
-        if target is None:
-            dotted = prop.replace("__", ".")
-            target = next((n for n in (prop, dotted) if n in self.catalogue), None)
-            if target is None and not prop.startswith(METADATA_PREFIX):
-                unmapped.append(prop)
-        self._targets[prop] = target
-        return target
+    def _map_into(
+        self, mapped: Mapped, values: Mapping[str, Any], prefix: str, unmapped: list[str]
+    ) -> None:
+        for key, value in values.items():
+            prop = f"{prefix}{key}"
+            target = self._target(prop)
+            if target is None:
+                if isinstance(value, dict) and value:
+                    # A nested object's keys join with dots, as Convio's names do.
+                    self._map_into(mapped, value, prop + ".", unmapped)
+                elif prop not in self._warned and not prop.startswith(METADATA_PREFIX):
+                    unmapped.append(prop)
+                continue
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue  # Convio reads a blank as "clear": a load never wipes a value
+            spec = self.catalogue.get(target)
+            try:
+                mapped.params[target] = spec.coerce(value) if spec else _locator(value)
+            except FieldValueError as problem:
+                mapped.errors.append(FieldError(target, problem.code, problem.message))
+
+    def _target(self, prop: str) -> str | None:
+        """The Convio field a property maps to: field_map, its own name, or its flat form."""
+        if prop not in self._targets:
+            target = self.field_map.get(prop)
+            if target is None:
+                dotted = prop.replace("__", ".")
+                target = next((n for n in (prop, dotted) if n in self.catalogue), None)
+            self._targets[prop] = target
+        return self._targets[prop]
 
 
 def _locator(value: Any) -> str:
     if isinstance(value, (dict, list, bool)):
         raise FieldValueError("invalid", "expects a single text or number value")
     return sendable(str(value).strip())
-
-
-def _flatten(record: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """(property, value) pairs; a nested object's keys join with dots, as Convio names do."""
-    pairs: list[tuple[str, Any]] = []
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            pairs.extend(_flatten(value, name + "."))
-        else:
-            pairs.append((name, value))
-    return pairs
 
 
 def check_before_sending(

@@ -14,25 +14,13 @@ from target_convio.emulator import Emulator
 from tests.target.conftest import donor, record, schema, state
 
 MB = "x" * (1024 * 1024)
-ANY = {
-    "properties": {
-        "id": {"type": "integer"},
-        "email": {},
-        "first_name": {},
-        "last_name": {},
-        "gender": {},
-        "custom_string1": {},
-        "birth_date": {},
-    }
-}
+ANY = {"id": {"type": "integer"}, "email": {}, "first_name": {}, "last_name": {}}
 NUMBERS = {
-    "properties": {
-        "id": {"type": "integer"},
-        "email": {"type": "string"},
-        "first_name": {"type": "string"},
-        "last_name": {"type": "string"},
-        "custom_string1": {"type": "number"},
-    }
+    "id": {"type": "integer"},
+    "email": {"type": "string"},
+    "first_name": {"type": "string"},
+    "last_name": {"type": "string"},
+    "custom_string1": {"type": "number"},
 }
 
 # (case, messages after the donors SCHEMA, expected outcomes in input order)
@@ -139,6 +127,73 @@ RESULTS = [
         ["created"],
     ),
     ("state messages only", [state({"bookmarks": {}}), state({"bookmarks": {"a": 1}})], []),
+    (
+        "an object where a name belongs",
+        [
+            schema("loose", ANY),
+            record(
+                {
+                    "id": 1,
+                    "email": "o@example.org",
+                    "first_name": {"given": "Ada"},
+                    "last_name": "L",
+                },
+                "loose",
+            ),
+        ],
+        ["invalid"],
+    ),
+    (
+        "a list where a name belongs",
+        [
+            schema("loose", ANY),
+            record(
+                {"id": 1, "email": "l@example.org", "first_name": ["Ada"], "last_name": "L"},
+                "loose",
+            ),
+        ],
+        ["invalid"],
+    ),
+    (
+        "a list where the email belongs",
+        [
+            schema("loose", ANY),
+            record(
+                {"id": 1, "email": ["a@example.org"], "first_name": "A", "last_name": "L"}, "loose"
+            ),
+        ],
+        ["invalid"],
+    ),
+    (
+        "NaN and Infinity in numbers",
+        [
+            schema("numbers", NUMBERS),
+            '{"type": "RECORD", "stream": "numbers", "record": {"id": 1, '
+            '"email": "n@example.org", "first_name": "N", '
+            '"last_name": "M", "custom_string1": NaN}}',
+            '{"type": "RECORD", "stream": "numbers", "record": {"id": 2, '
+            '"email": "i@example.org", "first_name": "N", '
+            '"last_name": "M", "custom_string1": Infinity}}',
+        ],
+        ["invalid", "invalid"],
+    ),
+    (
+        "a decimal number into a text field",
+        [
+            schema("numbers", NUMBERS),
+            record(
+                {
+                    "id": 1,
+                    "email": "d@example.org",
+                    "first_name": "D",
+                    "last_name": "E",
+                    "custom_string1": 12.50,
+                },
+                "numbers",
+            ),
+        ],
+        ["created"],
+    ),
 ]
 
 # (case, messages after the donors SCHEMA, words in the one ERROR line, outcomes settled first)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from target_convio.answers import Reply
@@ -52,7 +52,6 @@ class Checkpoint:
     number: int
     records: list[Pending]
     tap_state: dict[str, Any] | None
-    sealed_at: float = field(default_factory=time.monotonic)
 
 
 class Checkpointer:

@@ -62,9 +62,6 @@ class Store:
         self._by_member: defaultdict[str, set[str]] = defaultdict(set)
         self._by_user_name: dict[str, str] = {}
 
-    def __len__(self) -> int:
-        return len(self._records)
-
     def all(self) -> list[Constituent]:
         with self.lock:
             return list(self._records.values())

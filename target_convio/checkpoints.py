@@ -8,7 +8,7 @@ every one of its calls has settled and every earlier checkpoint has been written
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
 import queue
 import sys
@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
+
+from singer_sdk.singerlib.json import serialize_json
 
 from target_convio.answers import Reply
 from target_convio.results import ResultsFile, Row, Summary, reply_row
@@ -88,11 +90,14 @@ class Checkpointer:
 
     def seal(self, tap_state: dict[str, Any] | None) -> None:
         """Close the current checkpoint; waits while MAX_WAITING checkpoints are unsettled."""
-        state = json.loads(json.dumps(tap_state)) if tap_state else None  # a frozen copy
+        state = copy.deepcopy(tap_state) if tap_state else None
+        with self._handed_lock:
+            records = self._handed
         # Put first: a signal may interrupt the wait, and then nothing must be lost.
-        self._queue.put(Checkpoint(self._sealed + 1, self._handed, state))
+        self._queue.put(Checkpoint(self._sealed + 1, records, state))
         self._sealed += 1
-        self._handed = []
+        with self._handed_lock:
+            self._handed = []
 
     def finish(self) -> None:
         """Wait until every sealed checkpoint is written (or dropped by a stop)."""
@@ -126,7 +131,8 @@ class Checkpointer:
             payload["summary"] = self.summary.as_dict()
         if self._results_in_state == "records":
             payload["results"] = rows
-        line = json.dumps({**(checkpoint.tap_state or {}), STATE_KEY: payload}, default=str)
+        # The tap's numbers arrive as Decimal; serialize_json writes them back as they came.
+        line = serialize_json({**(checkpoint.tap_state or {}), STATE_KEY: payload})
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
         self.written = checkpoint.number

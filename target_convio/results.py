@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from singer_sdk.singerlib.json import serialize_json
 
 from target_convio.answers import Reply
 from target_convio.codes import GLOBAL, Kind, lookup
@@ -135,7 +136,7 @@ class ResultsFile:
     def write(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        text = "".join(json.dumps(item, ensure_ascii=False, default=str) + "\n" for item in rows)
+        text = "".join(serialize_json(item, ensure_ascii=False) + "\n" for item in rows)
         with self._lock:
             self._file.write(text)
             self._file.flush()

@@ -307,3 +307,17 @@ def test_records_that_break_the_stream_schema_are_invalid_rows(
     assert run.rows[0]["errors"][0]["field"] == "first_name"
     assert "does not match the stream's schema" in run.rows[0]["errors"][0]["message"]
     assert "Traceback" not in run.stderr
+
+
+def test_tap_state_numbers_pass_through_exactly(emulator, config_for, run_target) -> None:
+    raw = (
+        '{"type": "STATE", "value": {"bookmarks": {"donors": {"score": 1.50, '
+        '"big": 12345678901234567890.123, "tiny": 1e-7, "n": 7, "t": "2026-11-01T00:00:00Z"}}}}'
+    )
+    run = run_target(config_for(emulator), [schema(), donor(1), raw])
+    assert run.returncode == 0, run.stderr
+    line = run.stdout.splitlines()[-1]
+    assert line.startswith(
+        '{"bookmarks":{"donors":{"score":1.50,"big":12345678901234567890.123,'
+        '"tiny":1E-7,"n":7,"t":"2026-11-01T00:00:00Z"}},"target_convio":'
+    )

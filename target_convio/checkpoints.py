@@ -70,8 +70,8 @@ class Checkpointer:
         self.written = 0  # checkpoints whose STATE line is out
         self.stopped = False  # a checkpoint could not settle: no STATE line from now on
         self.error: BaseException | None = None
-        self._results_path = results_path
-        self._results_file: ResultsFile | None = None
+        # Opened now, so an unwritable results_path stops the run before any call.
+        self._results_file = ResultsFile(results_path) if results_path else None
         self._results_in_state = results_in_state
         self._stop_reason = stop_reason
         self._logger = logger
@@ -139,9 +139,7 @@ class Checkpointer:
         self._log_progress(checkpoint.number)
 
     def _append(self, rows: list[Row]) -> None:
-        if self._results_path and rows:
-            if self._results_file is None:
-                self._results_file = ResultsFile(self._results_path)
+        if self._results_file is not None:
             self._results_file.write(rows)
 
     def _log_progress(self, number: int) -> None:

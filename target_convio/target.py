@@ -94,12 +94,17 @@ class TargetConvio(Target):
             self._stop(f"Invalid setting: {exc}")
         self._run: Run | None = None
         self._terminating = False
-        self.checkpointer = Checkpointer(
-            self.settings.results_path,
-            self.settings.results_in_state,
-            self._stop_reason,
-            self.logger,
-        )
+        try:
+            self.checkpointer = Checkpointer(
+                self.settings.results_path,
+                self.settings.results_in_state,
+                self._stop_reason,
+                self.logger,
+            )
+        except OSError as exc:
+            self._stop(
+                f"Invalid setting: results_path {self.settings.results_path}: {exc.strerror}"
+            )
 
     @property
     def _env_var_config(self) -> dict[str, Any]:

@@ -143,3 +143,26 @@ def test_bad_settings_end_in_one_clear_line(
     assert message in errors[0]
     assert "Traceback" not in result.stderr
     assert emulator.calls.get("createOrUpdate", 0) == 0
+
+
+def test_an_unwritable_results_path_stops_before_any_call(emulator, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = {
+        "api_url": emulator.api_url,
+        "api_key": "demo-api-key",
+        "login_name": "apiuser",
+        "login_password": "apipass",
+        "results_path": str(blocker / "results.jsonl"),
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    result = cli("--config", str(path), stdin=stdin)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1
+    assert "Invalid setting: results_path" in errors[0]
+    assert str(blocker) in errors[0]
+    assert emulator.calls == {}
+    assert "Traceback" not in result.stderr

@@ -9,7 +9,6 @@ from singer_sdk.sinks import BatchSink
 from target_convio.checkpoints import Checkpointer, Pending
 from target_convio.mapping import Mapper, check_before_sending
 from target_convio.results import invalid_row, row
-from target_convio.settings import DEFAULT_BATCH_SIZE
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
 if TYPE_CHECKING:
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
 
 class ConstituentSink(BatchSink):
     """Loads any stream's records as constituents."""
-
-    MAX_SIZE_DEFAULT = DEFAULT_BATCH_SIZE
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         super().__init__(target, stream_name, schema, key_properties)

@@ -13,7 +13,7 @@ import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.hostile import Canned, HostileServer
-from tests.target.conftest import EXE, donor, schema, state
+from tests.target.conftest import EXE, donor, schema, singer_lines, state
 
 WRITES = frozenset({"createOrUpdate"})
 RECOVERABLE = [
@@ -98,7 +98,7 @@ def test_kill_9_then_rerun_from_the_last_state_loses_and_duplicates_nothing(
         messages = [schema()]
         for i in range(after + 1, 61):
             messages += [donor(i), state({"bookmarks": {"donors": {"id": i}}})]
-        return "".join(json.dumps(m) + "\n" for m in messages)
+        return singer_lines(messages)
 
     command = [EXE, "--config", str(tmp_path / "config.json")]
     with (tmp_path / "stderr.txt").open("w") as err:

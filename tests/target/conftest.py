@@ -59,6 +59,27 @@ def state(value: dict) -> dict:
     return {"type": "STATE", "value": value}
 
 
+def singer_lines(messages: list[dict | str]) -> str:
+    """Messages as a Singer input stream; a str is written as it is (a raw, maybe bad, line)."""
+    return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+
+
+def cli(
+    *args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run the target-convio command to the end."""
+    return subprocess.run(
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        check=False,
+    )
+
+
 def donor(i: int, **fields: Any) -> dict:
     base = {
         "id": i,
@@ -106,16 +127,7 @@ def run_target(tmp_path: Path):
         n = next(counter)
         config_path = tmp_path / f"config{n}.json"
         config_path.write_text(json.dumps(config))
-        stdin = "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
-        result = subprocess.run(
-            [EXE, "--config", str(config_path), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
+        result = cli("--config", str(config_path), *args, env=env, stdin=singer_lines(messages))
         states = [json.loads(line) for line in result.stdout.splitlines()]
         results_path = config.get("results_path")
         results = []

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.target.conftest import EXE, donor, schema
-
-
-def cli(
-    *args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [EXE, *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+from tests.target.conftest import cli, donor, schema, singer_lines
 
 
 def test_about_json_lists_every_setting_with_secrets_marked() -> None:
@@ -87,7 +70,7 @@ def test_settings_from_the_environment(emulator, tmp_path: Path) -> None:
         ),
         "TARGET_CONVIO_RESULTS_IN_STATE": "summary",
     }
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    stdin = singer_lines([schema(), donor(1)])
     result = cli("--config", "ENV", env=env, stdin=stdin, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
@@ -102,7 +85,7 @@ def test_settings_from_a_dotenv_file_in_the_working_directory(emulator, tmp_path
         'TARGET_CONVIO_FIELD_MAP={"email": "primary_email", "first_name": "name.first", '
         '"last_name": "name.last"}\n'
     )
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    stdin = singer_lines([schema(), donor(1)])
     result = cli("--config", "ENV", stdin=stdin, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["target_convio"]["summary"]["created"] == 1
@@ -134,7 +117,7 @@ def test_bad_settings_end_in_one_clear_line(
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    stdin = singer_lines([schema(), donor(1)])
     result = cli("--config", str(path), stdin=stdin)
     assert result.returncode == 1
     assert result.stdout == ""
@@ -157,7 +140,7 @@ def test_an_unwritable_results_path_stops_before_any_call(emulator, tmp_path: Pa
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), donor(1)])
+    stdin = singer_lines([schema(), donor(1)])
     result = cli("--config", str(path), stdin=stdin)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]

@@ -10,7 +10,7 @@ import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
-from tests.target.conftest import EXE, donor, schema
+from tests.target.conftest import EXE, donor, schema, singer_lines
 
 
 def test_a_fatal_answer_mid_run_stops_at_once(emulator: Emulator, config_for, tmp_path) -> None:
@@ -19,7 +19,7 @@ def test_a_fatal_answer_mid_run_stops_at_once(emulator: Emulator, config_for, tm
     config = config_for(emulator, batch_size_rows=3, max_concurrency=1)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema()] + [donor(i) for i in range(1, 31)])
+    stdin = singer_lines([schema()] + [donor(i) for i in range(1, 31)])
     with (tmp_path / "stderr.txt").open("w+") as err:
         process = subprocess.Popen(
             [EXE, "--config", str(path)],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from target_convio.emulator import Emulator, Faults
-from tests.target.conftest import EXE, donor, schema, state
+from tests.target.conftest import EXE, donor, schema, singer_lines, state
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -31,7 +31,7 @@ def test_a_signal_stops_the_run_in_order(
             stderr=err,
             text=True,
         )
-        process.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        process.stdin.write(singer_lines(messages))
         process.stdin.close()
         first = process.stdout.readline()
         process.send_signal(signum)

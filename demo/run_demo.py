@@ -16,12 +16,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from target_convio.outcomes import Outcome
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "output"
 RESULTS = OUTPUT / "results.jsonl"
 WRITEBACK = OUTPUT / "convio_results.csv"
 EMULATOR_STATE = OUTPUT / "emulator-state.json"
-OUTCOMES = ("created", "updated", "invalid", "rejected", "failed", "skipped")
 
 
 def step(text: str) -> None:
@@ -60,7 +61,7 @@ def summary_table(rows: list[dict]) -> str:
     """Outcome by Convio code, as the demo prints it."""
     counts = Counter((row["outcome"], row["code"] or "-") for row in rows)
     lines = [f"{'outcome':<10} {'code':>5} {'records':>8}", "-" * 25]
-    for outcome in OUTCOMES:
+    for outcome in (o.value for o in Outcome):
         for (name, code), count in sorted(counts.items()):
             if name == outcome:
                 lines.append(f"{outcome:<10} {code:>5} {count:>8,}")

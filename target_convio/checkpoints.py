@@ -1,9 +1,9 @@
-"""Checkpoints: settled in order on their own thread, each ending in results and one STATE line.
+"""Checkpoints: sealed by the reader, settled in order on their own thread, then committed.
 
 The reader seals a checkpoint (its records' calls, and the tap state received so far) and goes
-on reading while the calls finish, so a checkpoint costs the call pipeline no idle tail. A
-checkpoint's rows reach the results file, and then its STATE line reaches stdout, only once
-every one of its calls has settled and every earlier checkpoint has been written.
+on reading while the calls finish, so a checkpoint costs the call pipeline no idle tail. Once
+every call of a checkpoint has settled and every earlier checkpoint is committed, its commit
+steps run in order (commit.py): rows to the results file first, the STATE line last.
 """
 
 from __future__ import annotations
@@ -11,141 +11,160 @@ from __future__ import annotations
 import copy
 import logging
 import queue
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from singer_sdk.singerlib.json import serialize_json
-
 from target_convio.answers import Reply
-from target_convio.results import ResultsFile, Row, Summary, reply_row
+from target_convio.commit import CommitStep, Settled
+from target_convio.modes import SyncMode
+from target_convio.rows import RecordRef, ResultRow, reply_row
+from target_convio.summary import Summary
 
-STATE_KEY = "target_convio"
 # Sealed checkpoints waiting for their calls; the reader waits when this many are.
 MAX_WAITING = 2
+# A checkpoint is sealed when its first record is this old, so a slow tap still checkpoints.
+MAX_AGE_SECONDS = 300.0
+POLL_SECONDS = 0.1
 
 
 @dataclass
 class Pending:
-    """A record read: its row already, or the call that will decide it."""
+    """A record read: its row already (not sent), or the call that will decide it."""
 
-    stream: str
-    seq: int
-    key: dict[str, Any] | None
-    row: Row | None = None
+    record: RecordRef
+    mode: SyncMode
+    row: ResultRow | None = None
     call: Future[Reply | None] | None = None
-    method: str = ""
 
-    def settle(self) -> Row | None:
+    def settle(self) -> ResultRow | None:
         """Its row, once its call is done; None if the call never ran (the run is stopping)."""
-        if self.call is not None and self.row is None:
+        if self.row is None and self.call is not None:
             reply = self.call.result()
             if reply is not None:
-                self.row = reply_row(self.stream, self.seq, self.key, self.method, reply)
+                self.row = reply_row(self.record, self.mode, reply)
         return self.row
 
 
 @dataclass
 class Checkpoint:
     number: int
-    records: list[Pending]
-    tap_state: dict[str, Any] | None
+    records: list[Pending] = field(default_factory=list)
+    tap_state: dict[str, Any] | None = None
+    opened: float = field(default_factory=time.monotonic)
 
 
 class Checkpointer:
-    """Turns sealed checkpoints into results-file rows and STATE lines, strictly in order."""
+    """Collects records into checkpoints of `size`; commits each, strictly in order.
+
+    `stop_reason` says why the run is stopping (then no checkpoint is complete); `poll` is
+    called while the reader waits here, so a signal can still be acted on.
+    """
 
     def __init__(
         self,
-        results_path: str | None,
-        results_in_state: str,
+        steps: Sequence[CommitStep],
+        size: int,
         stop_reason: Callable[[], str | None],
+        poll: Callable[[], object],
         logger: logging.Logger,
     ) -> None:
         self.summary = Summary()
-        self.written = 0  # checkpoints whose STATE line is out
+        self.tap_state: dict[str, Any] | None = None  # the latest the tap sent
+        self.written = 0  # the last checkpoint whose STATE line is out
         self.stopped = False  # a checkpoint could not settle: no STATE line from now on
         self.error: BaseException | None = None
-        # Opened now, so an unwritable results_path stops the run before any call.
-        self._results_file = ResultsFile(results_path) if results_path else None
-        self._results_in_state = results_in_state
+        self._steps = list(steps)
+        self._size = size
         self._stop_reason = stop_reason
+        self._poll = poll
         self._logger = logger
-        self._handed: list[Pending] = []
-        self._handed_lock = threading.Lock()  # sinks may drain in parallel threads
-        self._sealed = 0
+        self._open = Checkpoint(1)
+        self._sealed_state: dict[str, Any] | None = None
         self._queue: queue.Queue[Checkpoint | None] = queue.Queue(MAX_WAITING)
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._work, name="checkpoints", daemon=True)
         self._thread.start()
 
-    def hand_over(self, records: list[Pending]) -> None:
-        """Records drained from a sink, for the next checkpoint."""
-        with self._handed_lock:
-            self._handed.extend(records)
+    def add(self, pending: Pending) -> None:
+        """A record read, in input order; seals the checkpoint once it is full or old."""
+        checkpoint = self._open
+        if not checkpoint.records:
+            checkpoint.opened = time.monotonic()
+        checkpoint.records.append(pending)
+        if (
+            len(checkpoint.records) >= self._size
+            or time.monotonic() - checkpoint.opened > MAX_AGE_SECONDS
+        ):
+            self.seal()
 
-    def seal(self, tap_state: dict[str, Any] | None) -> None:
-        """Close the current checkpoint; waits while MAX_WAITING checkpoints are unsettled."""
-        state = copy.deepcopy(tap_state) if tap_state else None
-        with self._handed_lock:
-            records = self._handed
-        # Put first: a signal may interrupt the wait, and then nothing must be lost.
-        self._queue.put(Checkpoint(self._sealed + 1, records, state))
-        self._sealed += 1
-        with self._handed_lock:
-            self._handed = []
+    def seal(self, *, final: bool = False) -> None:
+        """Close the open checkpoint if it holds records; at the end, also if it brings a newer
+        tap state or would be the run's only one (a run always prints a STATE line).
+
+        Waits while MAX_WAITING sealed checkpoints are unsettled.
+        """
+        checkpoint = self._open
+        news = self.tap_state is not None and self.tap_state != self._sealed_state
+        if not checkpoint.records and not (final and (news or checkpoint.number == 1)):
+            return
+        checkpoint.tap_state = copy.deepcopy(self.tap_state)
+        self._sealed_state = checkpoint.tap_state
+        self._put(checkpoint)
+        self._open = Checkpoint(checkpoint.number + 1)
 
     def finish(self) -> None:
-        """Wait until every sealed checkpoint is written (or dropped by a stop)."""
+        """Wait until every sealed checkpoint is committed (or dropped by a stop)."""
         if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._results_file is not None:
-            self._results_file.close()
+            self._put(None)
+            while self._thread.is_alive():
+                self._thread.join(POLL_SECONDS)
+                self._poll()
+        for step in self._steps:
+            step.close()
+
+    def _put(self, item: Checkpoint | None) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=POLL_SECONDS)
+            except queue.Full:
+                self._poll()
+            else:
+                return
 
     def _work(self) -> None:
         try:
             while (checkpoint := self._queue.get()) is not None:
-                self._write(checkpoint)
+                self._commit(checkpoint)
         except BaseException as exc:  # handed to the reader thread, which reports it
             self.error = exc
             self.stopped = True
             while self._queue.get() is not None:  # unblock a reader waiting to seal
                 pass
 
-    def _write(self, checkpoint: Checkpoint) -> None:
+    def _commit(self, checkpoint: Checkpoint) -> None:
         settled = [row for pending in checkpoint.records if (row := pending.settle()) is not None]
-        rows = sorted(settled, key=lambda r: (r["stream"], r["seq"]))
+        rows = sorted(settled, key=lambda row: row.record.stream)  # stable: input order
         self.summary.add(rows)
-        self._append(rows)
         if len(rows) < len(checkpoint.records) or self._stop_reason():
             self.stopped = True
-        if self.stopped:
-            return
-        payload: dict[str, Any] = {"checkpoint": checkpoint.number}
-        if self._results_in_state != "none":
-            payload["summary"] = self.summary.as_dict()
-        if self._results_in_state == "records":
-            payload["results"] = rows
-        # The tap's numbers arrive as Decimal; serialize_json writes them back as they came.
-        line = serialize_json({**(checkpoint.tap_state or {}), STATE_KEY: payload})
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-        self.written = checkpoint.number
-        self._log_progress(checkpoint.number)
-
-    def _append(self, rows: list[Row]) -> None:
-        if self._results_file is not None:
-            self._results_file.write(rows)
+        result = Settled(
+            checkpoint.number, rows, not self.stopped, checkpoint.tap_state, self.summary
+        )
+        for step in self._steps:
+            if result.complete or not step.complete_only:
+                step.commit(result)
+        if result.complete:
+            self.written = checkpoint.number
+            self._log_progress(checkpoint.number)
 
     def _log_progress(self, number: int) -> None:
         elapsed = time.monotonic() - self._started
         done = self.summary.total
-        counts = ", ".join(f"{n} {o}" for o, n in self.summary.outcomes.items() if n)
+        counts = self.summary.progress()
         self._logger.info(
             "Checkpoint %d: %d records in %.1f s (%.1f/s)%s",
             number,

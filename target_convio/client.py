@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import certifi
-import urllib3
-from urllib3.exceptions import HTTPError as TransportError
-from urllib3.exceptions import NewConnectionError, SSLError, TimeoutError
-
 from target_convio.answers import Reply, as_list, read_answer, transient
 from target_convio.codes import Kind, lookup
 from target_convio.pacing import Pacer
+from target_convio.transport import MAX_ANSWER_BYTES, HTTPTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +26,6 @@ ROOTS = {
     "update": "updateConsResponse",
     "getUser": "getConsResponse",
     "listUserFields": "listConsFieldsResponse",
-}
-MAX_ANSWER_BYTES = 8 * 1024 * 1024
-HEADERS = {
-    "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
-    "Accept": "text/xml, application/json",
-    "User-Agent": "target-convio",
 }
 
 
@@ -120,17 +110,18 @@ def _is_loopback(host: str) -> bool:
 
 
 class ConvioClient:
-    """Calls SRConsAPI methods; safe to share between threads."""
+    """Calls SRConsAPI methods; safe to share between threads.
 
-    def __init__(self, settings: ClientSettings) -> None:
+    `transport` carries each request (default: HTTPTransport to `api_url`); tests may pass
+    their own to answer calls without a socket.
+    """
+
+    def __init__(self, settings: ClientSettings, transport: Transport | None = None) -> None:
         check_settings(settings)
         self.settings = settings
-        self._path = urlsplit(settings.api_url).path
-        tls = {"ca_certs": certifi.where()} if settings.api_url.startswith("https:") else {}
-        self._pool = urllib3.connection_from_url(
-            settings.api_url, maxsize=settings.max_concurrency, block=True, headers=HEADERS, **tls
+        self._transport = transport or HTTPTransport(
+            settings.api_url, settings.max_concurrency, settings.request_timeout_seconds
         )
-        self._timeout = urllib3.Timeout(total=settings.request_timeout_seconds)
         self._pacer = Pacer(settings.max_requests_per_second)
         self._closed = threading.Event()
         self._common = {
@@ -147,7 +138,7 @@ class ConvioClient:
     def close(self) -> None:
         """Cut short any backoff wait and drop pooled connections."""
         self._closed.set()
-        self._pool.close()
+        self._transport.close()
 
     # -- methods --------------------------------------------------------------------------
 
@@ -207,46 +198,14 @@ class ConvioClient:
 
     def _attempt(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None]:
         try:
-            response = self._pool.urlopen(
-                "POST",
-                self._path,
-                body=body,
-                retries=False,
-                timeout=self._timeout,
-                preload_content=False,
-                assert_same_host=False,
-            )
-        except SSLError:
-            return Reply(Kind.FATAL, "TLS verification of api_url failed"), None
-        except NewConnectionError:  # before TimeoutError, which urllib3 makes it a kind of
-            return transient(f"cannot connect to {self._pool.host}:{self._pool.port}"), None
-        except TimeoutError:
-            timeout = self.settings.request_timeout_seconds
-            return transient(f"no answer within {timeout:g} s"), None
+            response = self._transport.send(body)
         except TransportError as exc:
-            return transient(f"connection failed ({type(exc).__name__})"), None
-        return self._receive(response, expected_root)
-
-    @staticmethod
-    def _receive(
-        response: urllib3.BaseHTTPResponse, expected_root: str | None
-    ) -> tuple[Reply, float | None]:
-        try:
-            data = response.read(MAX_ANSWER_BYTES + 1)
-        except TimeoutError:
-            reply = transient("the answer stopped arriving")
-        except TransportError as exc:
-            reply = transient(f"the answer broke off ({type(exc).__name__})")
-        else:
-            if len(data) > MAX_ANSWER_BYTES:
-                response.close()  # the rest is not wanted; this connection is not reused
-                limit = MAX_ANSWER_BYTES // (1024 * 1024)
-                reply = transient(f"answer larger than {limit} MB", response.status)
-            else:
-                reply = read_answer(response.status, data, expected_root)
-        finally:
-            response.release_conn()
-        return reply, _retry_after(response)
+            return Reply(Kind.FATAL if exc.fatal else Kind.TRANSIENT, exc.message), None
+        if len(response.body) > MAX_ANSWER_BYTES:
+            limit = MAX_ANSWER_BYTES // (1024 * 1024)
+            return transient(f"answer larger than {limit} MB", response.status), None
+        reply = read_answer(response.status, response.body, expected_root)
+        return reply, _retry_after(response.retry_after)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = self.settings.max_backoff_seconds
@@ -263,8 +222,7 @@ def describe(reply: Reply) -> str:
     return f"{text} ({hint})" if hint else text
 
 
-def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     if value.strip().isdigit():

@@ -7,21 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_convio.fields import EMAIL_FIELD, LOCATORS, Catalogue, FieldValueError, sendable
+from target_convio.fields import EMAIL_FIELD, Catalogue, FieldValueError, sendable
+from target_convio.outcomes import FieldError
 
 METADATA_PREFIX = "_sdc_"
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One FundraisingBox-style error: the Convio field, a code constant, a message."""
-
-    field: str
-    code: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
 
 
 @dataclass
@@ -111,26 +100,3 @@ def _locator(value: Any) -> str:
     if isinstance(value, (dict, list, bool)):
         raise FieldValueError("invalid", "expects a single text or number value")
     return sendable(str(value).strip())
-
-
-def check_before_sending(
-    params: Mapping[str, str], sync_mode: str, catalogue: Catalogue
-) -> list[FieldError]:
-    """The checks DESIGN.md §4 makes before a call: a match key, and required fields on create."""
-    if sync_mode == "create_only":
-        errors = [] if params.get("primary_email") else [_missing("primary_email")]
-        errors += [_missing(name) for name in catalogue.required if not params.get(name)]
-        return errors
-    if not any(params.get(name) for name in LOCATORS):
-        return [
-            FieldError(
-                "global_error",
-                "required",
-                "no match key: the record needs primary_email, member_id or cons_id",
-            )
-        ]
-    return []
-
-
-def _missing(name: str) -> FieldError:
-    return FieldError(name, "required", "is required to create a record")

@@ -1,14 +1,31 @@
-"""Reading Singer input: the SDK's reader, with a bad line named briefly and no traceback."""
+"""Reading Singer input: lines from a named thread, a stop at a message boundary, no traceback.
+
+A thread ("input") reads lines into a short queue, so the main thread never blocks on input
+for long and can stop at the next message boundary when asked (a signal, a fatal answer).
+Input the run cannot go past (a line that is not JSON, a record before its schema) ends the
+reading; the error is kept for the target to report after what was read is settled.
+"""
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import IO, cast
 
+from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema
 from singer_sdk.io_base import SingerReader
-from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
 from singer_sdk.singerlib.json import deserialize_json
 
 SHOWN = 120
+QUEUED_LINES = 1024
+POLL_SECONDS = 0.1
+# Input the target cannot read: reported in one line, after what was read before is settled.
+INPUT_ERRORS = (SingerReadError, FatalSyncError, InvalidJSONSchema, ValueError)
+_END = object()
 
 
 def shorten(text: str, limit: int = SHOWN) -> str:
@@ -18,11 +35,35 @@ def shorten(text: str, limit: int = SHOWN) -> str:
 
 
 class InputReader(SingerReader):
-    """Counts lines, so a line that is not JSON can be named by its number."""
+    """The SDK's reader, fed by the "input" thread; counts lines to name a bad one."""
 
-    line_number = 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.line_number = 0
+        self.should_stop: Callable[[], bool] = lambda: False
+        self.stopped_early = False  # should_stop said so before the input ended
+        self.error: Exception | None = None  # the input the run could not go past
+
+    def process_lines(
+        self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict], None]]
+    ) -> Counter[str]:
+        lines = _lines_from_thread(file_input or self.default_input, self._wait)
+        try:
+            # The SDK's loop only iterates over its input, which a generator does as well.
+            return super().process_lines(cast("IO[str]", lines), callbacks)
+        except _Stopped:
+            self.stopped_early = True
+        except Exception as exc:  # kept, reported once the records read before are settled
+            self.error = exc
+        return Counter()
+
+    def _wait(self) -> None:
+        if self.should_stop():
+            raise _Stopped
 
     def deserialize_json(self, line: str) -> dict:
+        if self.should_stop():
+            raise _Stopped
         self.line_number += 1
         try:
             message = deserialize_json(line)
@@ -35,3 +76,33 @@ class InputReader(SingerReader):
                 f"input line {self.line_number} is not a Singer message: {shorten(line)}"
             )
         return message
+
+
+class _Stopped(Exception):  # noqa: N818 - control flow, never seen outside this module
+    pass
+
+
+def _lines_from_thread(source: IO[str], wait: Callable[[], None]) -> Iterator[str]:
+    """The lines of `source`, read on the "input" thread; `wait` is called while none come."""
+    lines: queue.Queue[object] = queue.Queue(QUEUED_LINES)
+
+    def read() -> None:
+        try:
+            for line in source:
+                lines.put(line)
+        except Exception as exc:  # an unreadable input is reported like a bad line
+            lines.put(exc)
+        lines.put(_END)
+
+    threading.Thread(target=read, name="input", daemon=True).start()
+    while True:
+        try:
+            item = lines.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            wait()
+            continue
+        if item is _END:
+            return
+        if isinstance(item, Exception):
+            raise InvalidInputLine(f"input could not be read: {item}")
+        yield cast("str", item)

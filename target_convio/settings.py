@@ -1,4 +1,4 @@
-"""The target's settings (DESIGN.md §3): their JSON schema, and a typed view of a config."""
+"""The target's settings (README, "Settings"): their JSON schema, their checks, a typed view."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema import Draft7Validator
 from singer_sdk import typing as th
 
 from target_convio.client import ClientSettings, ConfigError, check_settings
+from target_convio.modes import SyncMode
 
-SYNC_METHODS = {"upsert": "createOrUpdate", "update_only": "update", "create_only": "create"}
 DEFAULT_BATCH_SIZE = 500
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT_SECONDS = 3600
+MAX_RETRIES = 20
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -50,27 +54,35 @@ CONFIG_SCHEMA = th.PropertiesList(
         "sync_mode",
         th.StringType,
         default="upsert",
-        allowed_values=list(SYNC_METHODS),
+        allowed_values=[mode.value for mode in SyncMode],
         description="upsert (createOrUpdate), update_only (update) or create_only (create)",
     ),
-    th.Property("max_concurrency", th.IntegerType, default=4, description="Calls in flight"),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType(minimum=1, maximum=MAX_CONCURRENCY),
+        default=4,
+        description="Calls in flight",
+    ),
     th.Property(
         "max_requests_per_second",
-        th.NumberType,
+        th.NumberType(exclusive_minimum=0),
         description="Ceiling on calls started per second, across all threads; unset = unpaced",
     ),
     th.Property(
-        "request_timeout_seconds", th.NumberType, default=30, description="Timeout of one call"
+        "request_timeout_seconds",
+        th.NumberType(exclusive_minimum=0, maximum=MAX_TIMEOUT_SECONDS),
+        default=30,
+        description="Timeout of one call, connection and answer included",
     ),
     th.Property(
         "max_retries",
-        th.IntegerType,
+        th.IntegerType(minimum=0, maximum=MAX_RETRIES),
         default=4,
         description="Further attempts of a call after a transient failure",
     ),
     th.Property(
         "batch_size_rows",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=DEFAULT_BATCH_SIZE,
         description="Records per checkpoint, across all streams: each ends in one STATE line",
     ),
@@ -89,7 +101,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_failure_rate",
-        th.NumberType,
+        th.NumberType(exclusive_minimum=0, maximum=1),
         default=0.5,
         description="Stop when this share of the last 100 sent records was rejected or "
         "failed (checked from the 20th on); 1 never stops",
@@ -128,7 +140,7 @@ class Settings:
 
     client: ClientSettings
     field_map: dict[str, str]
-    sync_mode: str
+    sync_mode: SyncMode
     batch_size: int
     results_path: str | None
     results_in_state: str
@@ -136,25 +148,14 @@ class Settings:
     extra_params: dict[str, str]
     dry_run: bool
 
-    @property
-    def method(self) -> str:
-        return SYNC_METHODS[self.sync_mode]
-
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """From a config that passed `config_errors`; ConfigError for what still cannot work."""
+
         def get(name: str, default: Any = None) -> Any:
             value = config.get(name)
             return default if value is None else value
 
-        rate = float(get("max_failure_rate", 0.5))
-        if not 0.0 < rate <= 1.0:
-            raise ConfigError("max_failure_rate must be above 0 and at most 1")
-        batch_size = int(get("batch_size_rows", DEFAULT_BATCH_SIZE))
-        if batch_size < 1:
-            raise ConfigError("batch_size_rows must be at least 1")
-        sync_mode = get("sync_mode", "upsert")
-        if sync_mode not in SYNC_METHODS:
-            raise ConfigError(f"sync_mode must be one of {', '.join(SYNC_METHODS)}")
         try:
             client = ClientSettings.from_config(config)
         except TypeError as exc:
@@ -165,14 +166,82 @@ class Settings:
         return cls(
             client=client,
             field_map=dict(get("field_map", {})),
-            sync_mode=sync_mode,
-            batch_size=batch_size,
+            sync_mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
+            batch_size=int(get("batch_size_rows", DEFAULT_BATCH_SIZE)),
             results_path=get("results_path"),
             results_in_state=get("results_in_state", "records"),
-            max_failure_rate=rate,
+            max_failure_rate=float(get("max_failure_rate", 0.5)),
             extra_params=_extra_params(config),
             dry_run=bool(get("dry_run", False)),
         )
+
+
+def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Each invalid setting in one phrase: its name and what it accepts (secrets not shown)."""
+    problems: dict[str, str] = {}
+    for error in Draft7Validator(schema).iter_errors(dict(config)):
+        if error.validator == "required":
+            name = str(error.message).split("'")[1]
+            problems.setdefault(name, f"{name} is required")
+            continue
+        name = str(error.path[0]) if error.path else "config"
+        spec = schema.get("properties", {}).get(name, {})
+        got = "" if spec.get("secret") else f" (got {_shown(config.get(name))})"
+        problems.setdefault(name, f"{name} must be {accepted(spec)}{got}")
+    if not problems:
+        try:
+            Settings.from_config(config)
+        except ConfigError as exc:
+            return [str(exc)]
+    return [problems[name] for name in sorted(problems)]
+
+
+def accepted(spec: Mapping[str, Any]) -> str:
+    """What a setting's JSON schema accepts, in words: `an integer of at least 1`."""
+    if "enum" in spec:
+        return "one of " + ", ".join(str(v) for v in spec["enum"] if v is not None)
+    types = spec.get("type", [])
+    kinds = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in kinds) or "a value"
+    if "items" in spec:
+        words += " of " + _plural(accepted(spec["items"]))
+    if spec.get("additionalProperties"):
+        words += " whose values are " + accepted(spec["additionalProperties"])
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if low is not None and high is not None:
+        return f"{words} from {low} to {high}"
+    bounds = [
+        f"{word} {spec[key]}"
+        for key, word in (
+            ("minimum", "of at least"),
+            ("exclusiveMinimum", "above"),
+            ("maximum", "at most"),
+            ("exclusiveMaximum", "below"),
+        )
+        if key in spec
+    ]
+    return " ".join([words, " and ".join(bounds)]) if bounds else words
+
+
+def _plural(words: str) -> str:
+    if words == "text":
+        return "text values"
+    return words.removeprefix("an ").removeprefix("a ") + "s"
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "text",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _extra_params(config: Mapping[str, Any]) -> dict[str, str]:

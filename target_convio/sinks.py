@@ -2,61 +2,65 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
-from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks import RecordSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
+from singer_sdk.target_base import Target
 
-from target_convio.checkpoints import Checkpointer, Pending
-from target_convio.mapping import Mapper, check_before_sending
-from target_convio.results import invalid_row, row
+from target_convio.checkpoints import Pending
+from target_convio.mapping import Mapper
+from target_convio.rows import RecordRef, invalid_row, skipped_row
+from target_convio.services import HasServices
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
-if TYPE_CHECKING:
-    from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-    from target_convio.target import Run
+class ConstituentSink(RecordSink):
+    """Loads any stream's records as constituents.
 
+    Each record's call starts as soon as it is read; its checkpoint (checkpoints.py) collects
+    the result. The SDK's own batching is not used: checkpoints span every stream.
+    """
 
-class ConstituentSink(BatchSink):
-    """Loads any stream's records as constituents."""
-
-    def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+    def __init__(
+        self,
+        target: Target,
+        stream_name: str,
+        schema: dict,
+        key_properties: Sequence[str] | None,
+    ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
-        self.run: Run = target.run()
-        self.checkpointer: Checkpointer = target.checkpointer
+        if not isinstance(target, HasServices):
+            raise TypeError("ConstituentSink needs a target that provides the run's services")
+        self.services = target.services
         # The SDK would parse date strings and end the run on a bad one; fields.py reads them.
         self.schema = without_date_formats(self.schema)
         self.mapper = Mapper(
-            self.run.catalogue, self.run.settings.field_map, stream_name, self.logger
+            self.services.catalogue, self.services.settings.field_map, stream_name, self.logger
         )
-
-    @property
-    def is_full(self) -> bool:
-        return False  # the target checkpoints all streams together (target.py)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
 
     def process_record(self, record: dict, context: dict) -> None:
         """Check the record; send it now, so calls run while the reader goes on."""
-        seq = self.run.next_seq(self.stream_name)
-        key = {name: record.get(name) for name in self.key_properties} or None
+        services = self.services
+        settings = services.settings
+        key: dict[str, Any] | None = {name: record.get(name) for name in self.key_properties}
+        seq = services.next_seq(self.stream_name)
+        ref = RecordRef(services.run_id, self.stream_name, seq, key or None)
         problems = record.pop(SCHEMA_ERRORS, [])
         mapped = self.mapper.map(record)
-        settings = self.run.settings
         errors = problems + mapped.errors
-        errors += check_before_sending(mapped.params, settings.sync_mode, self.run.catalogue)
-        pending = Pending(self.stream_name, seq, key, method=settings.method)
+        errors += settings.sync_mode.checks(mapped.params, services.catalogue)
+        pending = Pending(ref, settings.sync_mode)
         if errors:
-            pending.row = invalid_row(self.stream_name, seq, key, errors)
+            pending.row = invalid_row(ref, errors)
         elif settings.dry_run:
-            pending.row = row(self.stream_name, seq, key, "skipped", message="dry run: not sent")
+            pending.row = skipped_row(ref, "dry run: not sent")
         else:
-            pending.call = self.run.dispatcher.submit(
-                settings.method, {**mapped.params, **settings.extra_params}
+            pending.call = services.dispatcher.submit(
+                settings.sync_mode.method, {**mapped.params, **settings.extra_params}
             )
-        context.setdefault("records", []).append(pending)
-
-    def process_batch(self, context: dict) -> None:
-        """Hand the batch to the next checkpoint; its calls are already under way."""
-        self.checkpointer.hand_over(context.get("records", []))
+        services.checkpointer.add(pending)

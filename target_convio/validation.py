@@ -6,7 +6,7 @@ from typing import Any
 
 from singer_sdk.sinks.core import JSONSchemaValidator
 
-from target_convio.mapping import FieldError
+from target_convio.outcomes import FieldError
 
 SCHEMA_ERRORS = "__target_convio_schema_errors__"
 

@@ -84,6 +84,7 @@ def test_mixed_stream_every_outcome_and_code(
     assert final == {
         "created": 1,
         "updated": 2,
+        "unchanged": 0,
         "invalid": 4,
         "rejected": 8,
         "failed": 0,
@@ -148,6 +149,7 @@ def test_no_records_at_all_still_ends_with_a_state_line(emulator, config_for, ru
                 "summary": {
                     "created": 0,
                     "updated": 0,
+                    "unchanged": 0,
                     "invalid": 0,
                     "rejected": 0,
                     "failed": 0,

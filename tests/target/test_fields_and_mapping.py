@@ -10,7 +10,8 @@ import pytest
 
 from target_convio.emulator import Site
 from target_convio.fields import Catalogue, FieldSpec, FieldValueError
-from target_convio.mapping import Mapper, MappingError, check_before_sending
+from target_convio.mapping import Mapper, MappingError
+from target_convio.modes import SyncMode
 
 TEXT = FieldSpec("name.first", "TEXT", max_chars=5)
 BOOLEAN = FieldSpec("accepts_postal_mail", "BOOLEAN")
@@ -207,5 +208,5 @@ def test_field_map_to_a_field_the_site_lacks_is_refused() -> None:
     ],
 )
 def test_checks_before_sending(mode: str, params: dict, errors: list) -> None:
-    found = check_before_sending(params, mode, CATALOGUE)
+    found = SyncMode(mode).checks(params, CATALOGUE)
     assert [(e.field, e.code) for e in found] == errors

@@ -1,0 +1,94 @@
+"""A checkpoint's commit: ordered steps, each with one job, the STATE line always last.
+
+The checkpointer runs the steps in the order it is given: the results file, then (with the
+sync ledger) the ledger, then the STATE line. A new kind of commit is a new step class.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from singer_sdk.singerlib.json import serialize_json
+
+from target_convio.rows import ResultRow
+from target_convio.summary import Summary
+
+STATE_KEY = "target_convio"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A checkpoint whose calls are over: its rows, in input order per stream.
+
+    `complete` is False when some of its records have no row (the run is stopping); then
+    only steps that keep what did settle run, and no STATE line is printed.
+    """
+
+    number: int
+    rows: Sequence[ResultRow]
+    complete: bool
+    tap_state: dict[str, Any] | None
+    summary: Summary  # the run's, these rows included
+
+
+class CommitStep(Protocol):
+    #: Runs only for a complete checkpoint (a STATE line must never pass a record).
+    complete_only: bool
+
+    def commit(self, checkpoint: Settled) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AppendResults:
+    """Appends rows to a JSONL results file; each checkpoint is flushed and synced to disk."""
+
+    complete_only = False
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def commit(self, checkpoint: Settled) -> None:
+        if not checkpoint.rows:
+            return
+        text = "".join(
+            serialize_json(row.as_dict(), ensure_ascii=False) + "\n" for row in checkpoint.rows
+        )
+        self._file.write(text)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class PrintState:
+    """Prints the checkpoint's STATE line: the tap's state plus the `target_convio` key."""
+
+    complete_only = True
+
+    def __init__(self, results_in_state: str, out: TextIO | None = None) -> None:
+        self._results_in_state = results_in_state
+        self._out = out
+
+    def commit(self, checkpoint: Settled) -> None:
+        payload: dict[str, Any] = {"checkpoint": checkpoint.number}
+        if self._results_in_state != "none":
+            payload["summary"] = checkpoint.summary.as_dict()
+        if self._results_in_state == "records":
+            payload["results"] = [row.as_dict() for row in checkpoint.rows]
+        # The tap's numbers arrive as Decimal; serialize_json writes them back as they came.
+        line = serialize_json({**(checkpoint.tap_state or {}), STATE_KEY: payload})
+        out = self._out or sys.stdout  # looked up late: test runners swap sys.stdout
+        out.write(line + "\n")
+        out.flush()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,93 @@
+"""What one run shares, built in one place: client, field catalogue, dispatcher, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from target_convio.breaker import FailureBreaker
+from target_convio.checkpoints import Checkpointer
+from target_convio.client import ConvioClient
+from target_convio.commit import AppendResults, CommitStep, PrintState
+from target_convio.dispatch import Dispatcher
+from target_convio.fields import Catalogue
+from target_convio.rows import new_run_id
+from target_convio.settings import Settings
+from target_convio.transport import Transport
+
+
+@dataclass
+class Services:
+    """The run's shared parts. The catalogue is read from the site when first needed."""
+
+    settings: Settings
+    run_id: str
+    client: ConvioClient
+    dispatcher: Dispatcher
+    checkpointer: Checkpointer
+    _catalogue: Catalogue | None = None
+    _catalogue_lock: threading.Lock = field(default_factory=threading.Lock)
+    _seq: Counter[str] = field(default_factory=Counter)
+
+    def next_seq(self, stream: str) -> int:
+        """The next record's 1-based position in its stream (a stream's sinks share it)."""
+        self._seq[stream] += 1
+        return self._seq[stream]
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The site's writable fields (listUserFields); ConvioError if the site refuses."""
+        with self._catalogue_lock:
+            if self._catalogue is None:
+                self._catalogue = Catalogue.from_listing(self.client.list_user_fields())
+            return self._catalogue
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run is stopping (a fatal answer, the breaker, a signal), or None."""
+        return self.dispatcher.stop_reason
+
+    def stop(self, reason: str) -> None:
+        """Start no call from now on; the calls in flight finish."""
+        self.dispatcher.stop(reason)
+
+    def close(self) -> None:
+        """After the last checkpoint: end the call threads and connections."""
+        self.dispatcher.close()
+
+
+@runtime_checkable
+class HasServices(Protocol):
+    """What a sink needs of its target."""
+
+    @property
+    def services(self) -> Services: ...
+
+
+def open_services(
+    settings: Settings,
+    poll: Callable[[], object],
+    logger: logging.Logger,
+    transport: Transport | None = None,
+) -> Services:
+    """Everything a run needs that the network is not asked for (OSError: results_path)."""
+    steps: list[CommitStep] = []
+    if settings.results_path:
+        steps.append(AppendResults(settings.results_path))  # first: an unwritable path stops now
+    steps.append(PrintState(settings.results_in_state))
+    client = ConvioClient(settings.client, transport)
+    dispatcher = Dispatcher(
+        client, settings.client.max_concurrency, FailureBreaker(settings.max_failure_rate)
+    )
+    checkpointer = Checkpointer(
+        steps,
+        settings.batch_size,
+        stop_reason=lambda: dispatcher.stop_reason,
+        poll=poll,
+        logger=logger,
+    )
+    return Services(settings, new_run_id(), client, dispatcher, checkpointer)

@@ -1,0 +1,47 @@
+"""The run's summary: outcomes and Convio codes counted over every settled row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from target_convio.outcomes import Outcome
+from target_convio.rows import ResultRow
+
+
+class Summary:
+    """Outcomes and Convio codes counted over the run."""
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[Outcome] = Counter(dict.fromkeys(Outcome, 0))
+        self.by_code: Counter[str] = Counter()
+
+    def add(self, rows: Iterable[ResultRow]) -> None:
+        for row in rows:
+            self.outcomes[row.outcome] += 1
+            if row.code is not None:
+                self.by_code[row.code] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `summary` of a STATE line."""
+        return {
+            **{o.value: self.outcomes[o] for o in Outcome},
+            "by_code": dict(sorted(self.by_code.items())),
+        }
+
+    def progress(self) -> str:
+        """The outcomes seen so far, for a progress line: `12 created, 3 invalid`."""
+        return ", ".join(f"{n} {o.value}" for o, n in self.outcomes.items() if n)
+
+    def table(self) -> str:
+        """A small text table: outcomes, then Convio codes."""
+        lines = [f"{'outcome':<10} {'records':>9}"]
+        lines += [f"{o.value:<10} {self.outcomes[o]:>9,}" for o in Outcome]
+        lines.append(f"{'total':<10} {self.total:>9,}")
+        lines += [f"code {code:<5} {count:>9,}" for code, count in sorted(self.by_code.items())]
+        return "\n".join(lines)

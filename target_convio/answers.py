@@ -90,7 +90,7 @@ def parse_document(data: bytes) -> tuple[str, dict[str, Any]]:
     if not isinstance(document, dict) or len(document) != 1:
         raise ValueError("not a single root element")
     ((root, body),) = document.items()
-    root = root.strip()  # seed 002's JSON carries "createOrUpdateConsResponse " with a space
+    root = root.strip()  # Convio's own example carries "createOrUpdateConsResponse " with a space
     if not root.endswith("Response"):
         raise ValueError(f"root element {root[:40]!r}")
     if body is None or body == "":

@@ -38,7 +38,7 @@ class ConvioError(Exception):
 
 
 class FatalCallError(ConvioError):
-    """An answer that means the run is misconfigured (DESIGN.md §4)."""
+    """An answer that means the run is misconfigured (codes.py: the fatal codes)."""
 
 
 class ConfigError(ConvioError, ValueError):
@@ -47,7 +47,7 @@ class ConfigError(ConvioError, ValueError):
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """What the client needs from the target's settings (DESIGN.md §3)."""
+    """What the client needs from the target's settings (settings.py)."""
 
     api_url: str
     api_key: str
@@ -211,7 +211,7 @@ class ConvioClient:
         cap = self.settings.max_backoff_seconds
         if retry_after is not None:
             return min(retry_after, cap)
-        exponential = min(cap, self.settings.backoff_seconds * 2 ** (attempt - 1))
+        exponential = min(cap, self.settings.backoff_seconds * 2.0 ** (attempt - 1))
         return exponential * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrecy
 
 

@@ -1,4 +1,4 @@
-"""Convio error codes: what each one means for a record and for the run (DESIGN.md §4)."""
+"""Convio error codes: what each one means for a record and for the run (README table)."""
 
 from __future__ import annotations
 

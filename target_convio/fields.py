@@ -101,7 +101,7 @@ class Catalogue:
             specs.append(
                 FieldSpec(
                     name=name,
-                    # Unknown valueTypes are treated as TEXT (convio-api.md §6).
+                    # Unknown valueTypes are treated as TEXT: Convio documents no full list.
                     value_type=value_type if value_type in _TYPES else "TEXT",
                     max_chars=_positive_int(item.get("maxChars")),
                     required=str(item.get("required", "")).lower() == "true",

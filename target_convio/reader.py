@@ -13,7 +13,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema
 from singer_sdk.io_base import SingerReader
@@ -45,7 +45,7 @@ class InputReader(SingerReader):
         self.error: Exception | None = None  # the input the run could not go past
 
     def process_lines(
-        self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict], None]]
+        self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict[str, Any]], None]]
     ) -> Counter[str]:
         lines = _lines_from_thread(file_input or self.default_input, self._wait)
         try:
@@ -61,7 +61,7 @@ class InputReader(SingerReader):
         if self.should_stop():
             raise _Stopped
 
-    def deserialize_json(self, line: str) -> dict:
+    def deserialize_json(self, line: str) -> dict[str, Any]:
         if self.should_stop():
             raise _Stopped
         self.line_number += 1

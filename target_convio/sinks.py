@@ -27,7 +27,7 @@ class ConstituentSink(RecordSink):
         self,
         target: Target,
         stream_name: str,
-        schema: dict,
+        schema: dict[str, Any],
         key_properties: Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
@@ -43,7 +43,7 @@ class ConstituentSink(RecordSink):
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
 
-    def process_record(self, record: dict, context: dict) -> None:
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Check the record; send it now, so calls run while the reader goes on."""
         services = self.services
         settings = services.settings

@@ -48,7 +48,7 @@ class TargetConvio(Target):
     message_reader_class = InputReader
 
     @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+    def invoke(cls, **kwargs: Any) -> None:
         """The command line: any failure ends in one ERROR line and exit code 1."""
         try:
             super().invoke(**kwargs)
@@ -130,7 +130,7 @@ class TargetConvio(Target):
         path = str(dotenv) if dotenv.is_file() else os.devnull
         return parse_environment_config(schema, self._env_var_prefix, dotenv_path=path)
 
-    def _process_state_message(self, message_dict: dict) -> None:
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         super()._process_state_message(message_dict)
         self.services.checkpointer.tap_state = self._latest_state
 

@@ -10,7 +10,7 @@ from target_convio.emulator.errors import ApiError
 from target_convio.emulator.methods import Methods, Params, Result
 from target_convio.emulator.site import TRUE_WORDS, printable
 
-# Every other method answers only POST (seed 000: HTTP 405 "Bad Method").
+# Every other method answers only POST (Convio documents HTTP 405 "Bad Method").
 GET_ALLOWED = frozenset({"listUserFields", "listUserFieldChoices"})
 
 
@@ -41,7 +41,7 @@ def error_answer(params: Mapping[str, str], error: ApiError, status: int = 403) 
 
 
 def answer(methods: Methods, params: Mapping[str, str], http_method: str, client_ip: str) -> Answer:
-    """The answer to one call, in the order of checks of convio-api.md §10."""
+    """The answer to one call; checks run in the order the README's emulator table lists."""
     try:
         handler = _authorize(methods, params, client_ip)
         if http_method != "POST" and params["method"] not in GET_ALLOWED:

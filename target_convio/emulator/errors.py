@@ -1,4 +1,4 @@
-"""Convio error codes as the emulator answers them (seed 000, convio-api.md §4)."""
+"""Convio error codes as the emulator answers them (Convio's published list of codes)."""
 
 from __future__ import annotations
 

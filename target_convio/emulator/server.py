@@ -223,8 +223,9 @@ class Emulator:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        name = f"[{name}]" if ":" in name else name
+        return f"http://{name}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -248,11 +249,13 @@ class Emulator:
 
     @property
     def calls(self) -> dict[str, int]:
-        return snapshot(self.server)["calls"]
+        calls: dict[str, int] = snapshot(self.server)["calls"]
+        return calls
 
     @property
     def faults_injected(self) -> dict[str, int]:
-        return snapshot(self.server)["faults"]
+        faults: dict[str, int] = snapshot(self.server)["faults"]
+        return faults
 
     @property
     def connections(self) -> int:
@@ -260,7 +263,8 @@ class Emulator:
         return self.server.connections
 
     def constituents(self) -> list[dict[str, Any]]:
-        return snapshot(self.server)["constituents"]
+        stored: list[dict[str, Any]] = snapshot(self.server)["constituents"]
+        return stored
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(

@@ -180,7 +180,8 @@ class Site:
 def default_site_data() -> dict[str, Any]:
     """The built-in site file, as parsed JSON."""
     text = resources.files(__package__).joinpath("default_site.json").read_text("utf-8")
-    return json.loads(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def _site_from_dict(data: dict[str, Any]) -> Site:

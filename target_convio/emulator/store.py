@@ -168,7 +168,7 @@ class Store:
         create_if_missing: bool,
         unique_email: bool,
     ) -> Constituent | None:
-        """The record a call addresses (seed 002, convio-api.md §7.3); None means create."""
+        """The record a call addresses (Convio's createOrUpdate match rules); None means create."""
         if cons_id:
             found = self.get(cons_id)
             if found is None:

@@ -13,7 +13,7 @@ def only(emulator: Emulator) -> dict:
     return record
 
 
-# -- createOrUpdate match rules (seed 002) --------------------------------------------------
+# -- createOrUpdate match rules (Convio's createOrUpdate page) -----------------------------
 
 
 def test_create_or_update_creates_then_updates(api: Caller, emulator: Emulator) -> None:

@@ -1,0 +1,158 @@
+"""The code's shape: no import cycle, data flowing one way, comments citing files that exist."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "target_convio"
+# The layers of the README's "Layout": a module imports only modules listed after it, so
+# data flows one way (wiring, then a record's path, then the vocabulary every step shares).
+LAYERS = [
+    "target",
+    "sinks",
+    "services",
+    "reader",
+    "settings",
+    "validation",
+    "mapping",
+    "checkpoints",
+    "commit",
+    "summary",
+    "rows",
+    "modes",
+    "dispatch",
+    "breaker",
+    "client",
+    "pacing",
+    "transport",
+    "fields",
+    "answers",
+    "codes",
+    "outcomes",
+]
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, root: Path = ROOT) -> set[str]:
+    """Every target_convio module a file imports, wherever the import stands."""
+    package = module_name(path if path.name == "__init__.py" else path.parent, root)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):  # TYPE_CHECKING blocks included
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.startswith("target_convio")}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: imports_of(path) & set(modules) - {name} for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = import_graph()
+    assert len(graph) > 20
+    assert find_cycle(graph) is None
+
+
+def test_imports_behind_type_checking_count(tmp_path: Path) -> None:
+    module = tmp_path / "target_convio" / "example.py"
+    module.parent.mkdir()
+    module.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from target_convio.target import Run\n    from . import sinks\n"
+    )
+    found = imports_of(module, root=tmp_path)
+    assert {"target_convio.target", "target_convio.sinks"} <= found
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_module_imports_only_the_layers_below_it() -> None:
+    graph = import_graph()
+    ours = {name for name in graph if name.count(".") == 1 and ".emulator" not in name}
+    assert {name.split(".")[1] for name in ours} == set(LAYERS)
+    upward = [
+        (name, earlier)
+        for i, name in enumerate(LAYERS)
+        for earlier in LAYERS[: i + 1]
+        if f"target_convio.{earlier}" in graph[f"target_convio.{name}"]
+    ]
+    assert upward == []
+    emulator = {name for name in graph if ".emulator" in name}
+    assert all(deps <= emulator for name, deps in graph.items() if name in emulator)
+
+
+def comments_and_docstrings(path: Path) -> list[str]:
+    source = path.read_text()
+    texts = [
+        tok.string
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    ]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            docstring = ast.get_docstring(node)
+            if docstring:
+                texts.append(docstring)
+    return texts
+
+
+def test_comments_and_docstrings_cite_only_files_that_exist() -> None:
+    files = {
+        p.name
+        for p in ROOT.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    }
+    cited_missing = []
+    sources = [
+        p for d in ("target_convio", "tests", "bench", "demo") for p in (ROOT / d).rglob("*.py")
+    ]
+    for path in sources:
+        for text in comments_and_docstrings(path):
+            for name in re.findall(r"\b[\w-]+\.(?:md|py|toml|yml)\b", text):
+                if name not in files:
+                    cited_missing.append(f"{path.relative_to(ROOT)}: {name}")
+            if re.search(r"\bseed \d{3}\b|§", text):
+                cited_missing.append(f"{path.relative_to(ROOT)}: {text[:60]!r}")
+    assert cited_missing == []

@@ -40,6 +40,7 @@ class InputReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.counts: Counter[str] = Counter()  # messages read, by type
         self.should_stop: Callable[[], bool] = lambda: False
         self.stopped_early = False  # should_stop said so before the input ended
         self.error: Exception | None = None  # the input the run could not go past
@@ -50,12 +51,12 @@ class InputReader(SingerReader):
         lines = _lines_from_thread(file_input or self.default_input, self._wait)
         try:
             # The SDK's loop only iterates over its input, which a generator does as well.
-            return super().process_lines(cast("IO[str]", lines), callbacks)
+            super().process_lines(cast("IO[str]", lines), callbacks)
         except _Stopped:
             self.stopped_early = True
         except Exception as exc:  # kept, reported once the records read before are settled
             self.error = exc
-        return Counter()
+        return self.counts
 
     def _wait(self) -> None:
         if self.should_stop():
@@ -75,6 +76,7 @@ class InputReader(SingerReader):
             raise InvalidInputLine(
                 f"input line {self.line_number} is not a Singer message: {shorten(line)}"
             )
+        self.counts[str(message.get("type"))] += 1
         return message
 
 

@@ -86,7 +86,7 @@ class TargetConvio(Target):
         failure = reader.error if isinstance(reader, InputReader) else None
         services = self.services
         stopping = self._must_stop()
-        services.checkpointer.seal(final=not stopping)
+        services.checkpointer.seal(final=not stopping and failure is None)
         services.checkpointer.finish()
         services.close()
         if services.checkpointer.error is not None:

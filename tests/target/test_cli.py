@@ -97,8 +97,23 @@ def test_settings_from_a_dotenv_file_in_the_working_directory(emulator, tmp_path
     [
         ({"api_url": "http://example.org/site/SRConsAPI"}, "must use https://"),
         ({"api_url": "https://x.org/site/SRConsAPI?api_key=1"}, "query string"),
-        ({"max_failure_rate": 0}, "max_failure_rate"),
-        ({"batch_size_rows": 0}, "batch_size_rows"),
+        (
+            {"max_failure_rate": 0},
+            "max_failure_rate must be a number above 0 and at most 1 (got 0)",
+        ),
+        ({"batch_size_rows": 0}, "batch_size_rows must be an integer of at least 1 (got 0)"),
+        (
+            {"max_concurrency": "abc"},
+            "max_concurrency must be an integer from 1 to 256 (got 'abc')",
+        ),
+        (
+            {"max_requests_per_second": 0},
+            "max_requests_per_second must be a number above 0 (got 0)",
+        ),
+        ({"sync_mode": "merge"}, "sync_mode must be one of upsert, update_only, create_only"),
+        ({"request_timeout_seconds": 1e300}, "request_timeout_seconds must be a number above 0"),
+        ({"field_map": {"email": 5}}, "field_map must be an object whose values are text"),
+        ({"add_group_ids": "1001"}, "add_group_ids must be a list of integers (got '1001')"),
         ({"field_map": {"email": "no_such_field"}}, "no_such_field"),
         ({"api_key": "wrong"}, "Incorrect API key. (api_key is not the site's API key)"),
         ({"login_password": "wrong"}, "login_name/login_password"),
@@ -149,3 +164,28 @@ def test_an_unwritable_results_path_stops_before_any_call(emulator, tmp_path: Pa
     assert str(blocker) in errors[0]
     assert emulator.calls == {}
     assert "Traceback" not in result.stderr
+
+
+def test_every_invalid_setting_is_named_before_any_input_is_read(emulator, tmp_path: Path) -> None:
+    config = {
+        "api_url": emulator.api_url,
+        "api_key": 12345,
+        "login_name": "apiuser",
+        "max_requests_per_second": 0,
+        "results_in_state": "all",
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = cli("--config", str(path), stdin="this line is not JSON\n")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(
+        "target-convio: Invalid setting: api_key must be text; login_password is required; "
+        "max_requests_per_second must be a number above 0 (got 0); "
+        "results_in_state must be one of records, summary, none (got 'all')"
+    )
+    assert "12345" not in result.stderr  # a secret's value is never shown, even a wrong one
+    assert "not JSON" not in result.stderr
+    assert emulator.calls == {}

@@ -51,3 +51,12 @@ def test_the_error_code_table_matches_codes_py() -> None:
                 documented[str(code)] = (kind, error, field)
     actual = {code: (c.kind.value, c.error, c.field) for code, c in CODES.items()}
     assert documented == actual
+
+
+def test_every_outcome_is_explained_in_the_readme() -> None:
+    from target_convio.outcomes import Outcome  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Results and STATE", 1)[1].split("###", 1)[0]
+    explained = set(re.findall(r"`(\w+)`", section))
+    assert {outcome.value for outcome in Outcome} <= explained

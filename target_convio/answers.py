@@ -13,6 +13,8 @@ from target_convio.codes import Kind, lookup
 
 # HTTP statuses worth another try when the body is not a Convio answer.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Of those, the ones that say the request was turned away before it was carried out.
+NOT_CARRIED_OUT = frozenset({408, 425, 429, 503})
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Reply:
     body: dict[str, Any] | None = None
     http_status: int | None = None
     attempts: int = 1
+    maybe_written: bool = False  # transient, yet the server may have carried the call out
 
     @property
     def ok(self) -> bool:
@@ -40,8 +43,10 @@ class Reply:
         return replace(self, attempts=attempts)
 
 
-def transient(message: str, http_status: int | None = None) -> Reply:
-    return Reply(Kind.TRANSIENT, message, http_status=http_status)
+def transient(
+    message: str, http_status: int | None = None, *, maybe_written: bool = False
+) -> Reply:
+    return Reply(Kind.TRANSIENT, message, http_status=http_status, maybe_written=maybe_written)
 
 
 def read_answer(status: int, data: bytes, expected_root: str | None = None) -> Reply:
@@ -65,7 +70,10 @@ def read_answer(status: int, data: bytes, expected_root: str | None = None) -> R
 
 def _not_convio(status: int, what: str) -> Reply:
     if status in RETRY_STATUSES or 200 <= status < 300:
-        return transient(f"HTTP {status}: not a Convio answer ({what})", status)
+        written = status not in NOT_CARRIED_OUT
+        return transient(
+            f"HTTP {status}: not a Convio answer ({what})", status, maybe_written=written
+        )
     if status == 404:
         return Reply(Kind.FATAL, "HTTP 404: no SRConsAPI at api_url", http_status=status)
     return Reply(Kind.FATAL, f"HTTP {status}: not a Convio answer ({what})", http_status=status)

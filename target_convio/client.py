@@ -20,6 +20,9 @@ from target_convio.transport import MAX_ANSWER_BYTES, HTTPTransport, Transport, 
 
 log = logging.getLogger(__name__)
 
+# Methods that are not safe to resend once a call may have been carried out.
+LOOK_BEFORE_RETRY = frozenset({"create"})
+LOST = "the answer to create was lost"
 ROOTS = {
     "createOrUpdate": "createOrUpdateConsResponse",
     "create": "createConsResponse",
@@ -177,6 +180,11 @@ class ConvioClient:
             attempts += 1
             self._pacer.wait(self._closed)
             reply, retry_after = self._attempt(body, ROOTS.get(method))
+            if reply.maybe_written and method in LOOK_BEFORE_RETRY:
+                found = self._find_created(params)
+                if found is not None:
+                    reply = found
+                    break
             if reply.kind is not Kind.TRANSIENT or attempts > self.settings.max_retries:
                 break
             delay = self._backoff(attempts, retry_after)
@@ -200,12 +208,36 @@ class ConvioClient:
         try:
             response = self._transport.send(body)
         except TransportError as exc:
-            return Reply(Kind.FATAL if exc.fatal else Kind.TRANSIENT, exc.message), None
+            if exc.fatal:
+                return Reply(Kind.FATAL, exc.message), None
+            return transient(exc.message, maybe_written=exc.maybe_sent), None
         if len(response.body) > MAX_ANSWER_BYTES:
             limit = MAX_ANSWER_BYTES // (1024 * 1024)
             return transient(f"answer larger than {limit} MB", response.status), None
         reply = read_answer(response.status, response.body, expected_root)
         return reply, _retry_after(response.retry_after)
+
+    def _find_created(self, params: Mapping[str, str]) -> Reply | None:
+        """After a create whose answer was lost: its outcome, or None if it wrote nothing.
+
+        A create is not safe to resend (on a site without unique emails it would make a
+        second record), so getUser asks whether the lost call created the record.
+        """
+        name = next((n for n in ("member_id", "primary_email") if params.get(n)), None)
+        if name is None:
+            return transient(f"{LOST}, and the record has no member_id or email to look it up by")
+        lookup = self.call("getUser", {name: params[name]})
+        if lookup.ok and lookup.cons_id:
+            message = f"New user added ({LOST}; getUser found the new record by {name})"
+            body = {"cons_id": lookup.cons_id, "message": message}
+            return Reply(Kind.OK, message, None, ROOTS["create"], body)
+        if lookup.code == "16":
+            return None
+        if lookup.code in ("8", "15"):
+            text = f"{LOST}, and several records now have this {name}; not created again"
+            return Reply(Kind.RECORD, text, lookup.code)
+        why = describe(lookup)
+        return transient(f"{LOST}, and getUser could not tell if it was written ({why})")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = self.settings.max_backoff_seconds

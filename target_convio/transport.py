@@ -13,7 +13,13 @@ from urllib.parse import urlsplit
 
 import certifi
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    SSLError,
+    TimeoutError,
+)
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 HEADERS = {
@@ -35,13 +41,15 @@ class Response:
 class TransportError(Exception):
     """No answer came back; the message says why and holds no secret.
 
-    `fatal` is set when retrying cannot help (the server's certificate is not trusted).
+    `fatal` is set when retrying cannot help (the server's certificate is not trusted);
+    `maybe_sent` unless the request certainly never reached the server (no connection).
     """
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, message: str, *, fatal: bool = False, maybe_sent: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.fatal = fatal
+        self.maybe_sent = maybe_sent
 
 
 class Transport(Protocol):
@@ -79,8 +87,9 @@ class HTTPTransport:
             )
         except SSLError:
             raise TransportError("TLS verification of api_url failed", fatal=True) from None
-        except NewConnectionError:  # before TimeoutError, which urllib3 makes it a kind of
-            raise TransportError(f"cannot connect to {self._pool.host}:{self._pool.port}") from None
+        except (NewConnectionError, ConnectTimeoutError):  # kinds of TimeoutError: first
+            where = f"{self._pool.host}:{self._pool.port}"
+            raise TransportError(f"cannot connect to {where}", maybe_sent=False) from None
         except TimeoutError:
             raise TransportError(f"no answer within {self._timeout_seconds:g} s") from None
         except HTTPError as exc:

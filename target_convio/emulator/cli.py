@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--reset-rate", type=float, default=0.0, help="probability of a TCP reset")
     faults.add_argument("--slow-rate", type=float, default=0.0, help="probability of a slow answer")
     faults.add_argument("--slow-ms", type=float, default=0.0, help="extra delay of a slow answer")
+    faults.add_argument(
+        "--lost-rate",
+        type=float,
+        default=0.0,
+        help="probability that a call is carried out and then its connection is reset",
+    )
     faults.add_argument("--max-rps", type=float, help="above this many calls/s answer HTTP 429")
     faults.add_argument("--seed", type=int, help="random seed, for repeatable faults")
     faults.add_argument(
@@ -66,6 +72,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         reset_rate=args.reset_rate,
         slow_rate=args.slow_rate,
         slow_ms=args.slow_ms,
+        lost_rate=args.lost_rate,
         max_rps=args.max_rps,
         seed=args.seed,
         methods=frozenset(m.strip() for m in methods.split(",")) if methods else None,

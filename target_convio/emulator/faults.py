@@ -22,6 +22,7 @@ class Faults:
     reset_rate: float = 0.0
     slow_rate: float = 0.0
     slow_ms: float = 0.0
+    lost_rate: float = 0.0
     max_rps: float | None = None
     seed: int | None = None
     methods: frozenset[str] | None = None
@@ -72,7 +73,10 @@ class FaultInjector:
         if slow < f.slow_rate:
             delay_ms += f.slow_ms
         kind = None
-        if reset < f.reset_rate:
+        # Drawn only when asked for, so seeded sequences without it stay as they were.
+        if f.lost_rate and self._draw() < f.lost_rate:
+            kind = "lost"
+        elif reset < f.reset_rate:
             kind = "reset"
         elif http_500 < f.http_500_rate:
             kind = "http_500"
@@ -81,6 +85,10 @@ class FaultInjector:
         elif code_1 < f.error_rate:
             kind = f"code_{f.error_code}"
         return Decision(kind, delay_ms / 1000.0)
+
+    def _draw(self) -> float:
+        with self._lock:
+            return self._random.random()
 
     def _take_token(self, rate: float) -> bool:
         now = time.monotonic()

@@ -143,7 +143,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         result = self._decide(params, http_method, decision)
         time.sleep(decision.delay_s)
-        if isinstance(result, Answer):
+        if decision.kind == "lost":  # carried out, then the connection drops: no answer
+            self._reset()
+        elif isinstance(result, Answer):
             payload, content_type = render(result.root, result.body, result.fmt)
             self._send(result.status, payload, content_type)
         else:

@@ -51,5 +51,5 @@ def test_no_empty_checkpoint_trails_a_full_one(emulator, config_for, run_target)
     assert run.returncode == 0, run.stderr
     assert [len(s["target_convio"]["results"]) for s in run.states] == [2, 2, 0]
     assert run.states[-1]["bookmarks"] == {"donors": {"id": 4}}  # the newer tap state
-    quiet = run_target(config_for(emulator, batch_size_rows=2), [schema()] + messages[1::2])
+    quiet = run_target(config_for(emulator, batch_size_rows=2), [schema(), *messages[1::2]])
     assert [len(s["target_convio"]["results"]) for s in quiet.states] == [2, 2]

@@ -100,3 +100,15 @@ def _locator(value: Any) -> str:
     if isinstance(value, (dict, list, bool)):
         raise FieldValueError("invalid", "expects a single text or number value")
     return sendable(str(value).strip())
+
+
+def key_problems(key: Mapping[str, Any] | None) -> list[FieldError]:
+    """A key that could not be written back as it came (text UTF-8 cannot carry)."""
+    errors = []
+    for name, value in (key or {}).items():
+        if isinstance(value, str):
+            try:
+                sendable(value)
+            except FieldValueError as problem:
+                errors.append(FieldError(name, problem.code, f"key property {problem.message}"))
+    return errors

@@ -8,8 +8,10 @@ reading; the error is kept for the target to report after what was read is settl
 
 from __future__ import annotations
 
+import io
 import json
 import queue
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -48,7 +50,7 @@ class InputReader(SingerReader):
     def process_lines(
         self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict[str, Any]], None]]
     ) -> Counter[str]:
-        lines = _lines_from_thread(file_input or self.default_input, self._wait)
+        lines = _lines_from_thread(file_input or _stdin(), self._wait)
         try:
             # The SDK's loop only iterates over its input, which a generator does as well.
             super().process_lines(cast("IO[str]", lines), callbacks)
@@ -82,6 +84,12 @@ class InputReader(SingerReader):
 
 class _Stopped(Exception):  # noqa: N818 - control flow, never seen outside this module
     pass
+
+
+def _stdin() -> IO[str]:
+    """Standard input as UTF-8 whatever the locale; a byte UTF-8 does not allow becomes a lone
+    surrogate, which the checks refuse for that record alone."""
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
 
 
 def _lines_from_thread(source: IO[str], wait: Callable[[], None]) -> Iterator[str]:

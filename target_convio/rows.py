@@ -47,20 +47,37 @@ class ResultRow:
     at: str = field(default_factory=now)
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as written to the results file and STATE, in the contract's order."""
+        """The row as written to the results file and STATE, in the contract's order.
+
+        Text UTF-8 cannot carry (lone surrogates) is written escaped, as `\\ud800`.
+        """
+        key = self.record.key
         return {
             "run_id": self.record.run_id,
-            "stream": self.record.stream,
+            "stream": escaped(self.record.stream),
             "seq": self.record.seq,
-            "key": self.record.key,
+            "key": {escaped(k): escaped(v) for k, v in key.items()} if key else key,
             "outcome": self.outcome.value,
             "cons_id": self.cons_id,
             "code": self.code,
-            "message": self.message,
-            "errors": [error.as_dict() for error in self.errors],
+            "message": escaped(self.message),
+            "errors": [
+                {name: escaped(text) for name, text in error.as_dict().items()}
+                for error in self.errors
+            ],
             "attempts": self.attempts,
             "at": self.at,
         }
+
+
+def escaped(value: Any) -> Any:
+    """A text with what UTF-8 cannot carry written as backslash escapes; other values as is."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def invalid_row(record: RecordRef, errors: Sequence[FieldError]) -> ResultRow:

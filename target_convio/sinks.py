@@ -10,7 +10,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from singer_sdk.target_base import Target
 
 from target_convio.checkpoints import Pending
-from target_convio.mapping import Mapper
+from target_convio.mapping import Mapper, key_problems
 from target_convio.rows import RecordRef, invalid_row, skipped_row
 from target_convio.services import HasServices
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
@@ -50,7 +50,7 @@ class ConstituentSink(RecordSink):
         key: dict[str, Any] | None = {name: record.get(name) for name in self.key_properties}
         seq = services.next_seq(self.stream_name)
         ref = RecordRef(services.run_id, self.stream_name, seq, key or None)
-        problems = record.pop(SCHEMA_ERRORS, [])
+        problems = record.pop(SCHEMA_ERRORS, []) + key_problems(key)
         mapped = self.mapper.map(record)
         errors = problems + mapped.errors
         errors += settings.sync_mode.checks(mapped.params, services.catalogue)

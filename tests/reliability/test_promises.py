@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
-from tests.target.conftest import donor, schema, state
+from tests.target.conftest import EXE, donor, record, schema, state
 
 CREATES = frozenset({"create"})
 LOST_ANSWERS = {
@@ -53,3 +57,44 @@ def test_no_empty_checkpoint_trails_a_full_one(emulator, config_for, run_target)
     assert run.states[-1]["bookmarks"] == {"donors": {"id": 4}}  # the newer tap state
     quiet = run_target(config_for(emulator, batch_size_rows=2), [schema(), *messages[1::2]])
     assert [len(s["target_convio"]["results"]) for s in quiet.states] == [2, 2]
+
+
+def test_text_utf8_cannot_carry_gets_an_invalid_row_and_the_run_goes_on(
+    emulator, config_for, tmp_path
+) -> None:
+    properties = {"id": {"type": "string"}, "email": {"type": "string"}}
+    properties |= {"first_name": {"type": "string"}, "last_name": {"type": "string"}}
+    names = {"first_name": "A", "last_name": "B"}
+    lines = [
+        json.dumps(schema(properties=properties)).encode(),
+        json.dumps(record({"id": "\ud800", "email": "a@example.org", **names})).encode(),
+        b'{"type": "RECORD", "stream": "donors", "record": {"id": "2", "email": "caf\xe9@x.org"}}',
+        json.dumps(record({"id": "3", "email": "c@example.org", **names})).encode(),
+    ]
+    config = config_for(emulator)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    locales = [{"LC_ALL": "C"}, {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:strict"}]
+    for env, outcome in zip(locales, ["created", "updated"], strict=False):
+        Path(config["results_path"]).unlink(missing_ok=True)
+        result = subprocess.run(
+            [EXE, "--config", str(tmp_path / "config.json")],
+            input=b"\n".join(lines) + b"\n",
+            capture_output=True,
+            env={**os.environ, **env},
+            timeout=60,
+            check=False,
+        )
+        stderr = result.stderr.decode(errors="replace")
+        assert result.returncode == 0, stderr
+        rows = [json.loads(line) for line in Path(config["results_path"]).read_text().splitlines()]
+        assert [(r["key"], r["outcome"]) for r in rows] == [
+            ({"id": "\\ud800"}, "invalid"),
+            ({"id": "2"}, "invalid"),
+            ({"id": "3"}, outcome),
+        ]
+        assert "not valid Unicode" in rows[0]["message"]
+        assert rows[1]["errors"][0]["field"] == "email.primary_address"
+        (state_line,) = result.stdout.decode().splitlines()
+        assert [r["key"] for r in json.loads(state_line)["target_convio"]["results"]] == [
+            r["key"] for r in rows
+        ]

@@ -13,12 +13,14 @@ from typing import Any
 
 @dataclass
 class Canned:
-    """One answer: status, body and headers; `hang` seconds of silence first."""
+    """One answer: status, body and headers; `hang` seconds of silence first; with `trickle`,
+    the whole answer (status line and headers too) goes out a byte every `trickle` seconds."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0
+    trickle: float = 0.0
 
 
 class HostileServer:
@@ -44,8 +46,20 @@ class HostileServer:
                 for name, value in canned.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(canned.body)))
-                self.end_headers()
-                self.wfile.write(canned.body)
+                if not canned.trickle:
+                    self.end_headers()
+                    self.wfile.write(canned.body)
+                    return
+                self._headers_buffer.append(b"\r\n")
+                whole = b"".join(self._headers_buffer) + canned.body
+                self._headers_buffer = []
+                try:
+                    for byte in whole:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(canned.trickle)
+                except OSError:
+                    pass  # the client gave up
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs
 
 import pytest
@@ -212,7 +213,20 @@ def test_a_server_that_never_answers_times_out(make_client) -> None:
         client = make_client(server.url, request_timeout_seconds=0.2, max_retries=1)
         reply = client.create_or_update({"primary_email": "a@b.org"})
     assert (reply.kind, reply.attempts) == (Kind.TRANSIENT, 2)
-    assert reply.message == "no answer within 0.2 s"
+    assert reply.message == "no full answer within 0.2 s"
+
+
+@pytest.mark.parametrize("hang", [0.0, 0.3], ids=["headers trickle", "body trickles"])
+def test_a_trickling_answer_is_cut_at_the_call_timeout(make_client, hang: float) -> None:
+    body = SEED_XML_OK + b" " * 40
+    with HostileServer(lambda n: Canned(200, body, trickle=0.05, hang=hang)) as server:
+        client = make_client(server.url, request_timeout_seconds=0.8, max_retries=1)
+        started = time.monotonic()
+        reply = client.create_or_update({"primary_email": "a@b.org"})
+        elapsed = time.monotonic() - started
+    assert (reply.kind, reply.attempts) == (Kind.TRANSIENT, 2)
+    assert reply.message == "no full answer within 0.8 s"
+    assert elapsed < 2.5  # two attempts of 0.8 s, where a byte every 0.05 s would take 20 s
 
 
 def test_retry_after_as_an_http_date(make_client) -> None:

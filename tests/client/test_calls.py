@@ -124,7 +124,7 @@ def test_a_slow_answer_times_out_and_is_retried(emulator: Emulator, make_client)
     client = make_client(emulator, request_timeout_seconds=0.1, max_retries=1)
     reply = client.create_or_update(ADA)
     assert (reply.kind, reply.attempts) == (Kind.TRANSIENT, 2)
-    assert reply.message == "no answer within 0.1 s"
+    assert reply.message == "no full answer within 0.1 s"
 
 
 def test_transient_faults_recover_within_the_retries(emulator: Emulator, make_client) -> None:

@@ -6,8 +6,10 @@ sync ledger) the ledger, then the STATE line. A new kind of commit is a new step
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +52,45 @@ class AppendResults:
 
     complete_only = False
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], logger: logging.Logger) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
+        self._move_torn_tail_aside(logger)
+
+    def _move_torn_tail_aside(self, logger: logging.Logger) -> None:
+        """A run killed while appending leaves a partial last row; the next row must not join it.
+
+        The partial row goes to `<results>.torn-<time>`, and the file ends after its last
+        whole row again.
+        """
+        with self.path.open("rb+") as file:
+            size = file.seek(0, os.SEEK_END)
+            if not size:
+                return
+            start = size
+            while start > 0:
+                step = min(start, 64 * 1024)
+                file.seek(start - step)
+                chunk = file.read(step)
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    start = start - step + newline + 1
+                    break
+                start -= step
+            if start == size:
+                return
+            file.seek(start)
+            tail = file.read()
+            aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}")
+            aside.write_bytes(tail)
+            file.truncate(start)
+        logger.warning(
+            "The results file ended in a partial row (a run stopped while writing it); "
+            "moved its %d bytes to %s",
+            len(tail),
+            aside,
+        )
 
     def commit(self, checkpoint: Settled) -> None:
         if not checkpoint.rows:

@@ -77,7 +77,9 @@ def open_services(
     """Everything a run needs that the network is not asked for (OSError: results_path)."""
     steps: list[CommitStep] = []
     if settings.results_path:
-        steps.append(AppendResults(settings.results_path))  # first: an unwritable path stops now
+        steps.append(
+            AppendResults(settings.results_path, logger)
+        )  # first: an unwritable path stops now
     steps.append(PrintState(settings.results_in_state))
     client = ConvioClient(settings.client, transport)
     dispatcher = Dispatcher(

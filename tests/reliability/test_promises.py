@@ -12,7 +12,7 @@ import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
-from tests.target.conftest import EXE, donor, record, schema, state
+from tests.target.conftest import EXE, donor, record, schema, singer_lines, state
 
 CREATES = frozenset({"create"})
 LOST_ANSWERS = {
@@ -98,3 +98,50 @@ def test_text_utf8_cannot_carry_gets_an_invalid_row_and_the_run_goes_on(
         assert [r["key"] for r in json.loads(state_line)["target_convio"]["results"]] == [
             r["key"] for r in rows
         ]
+
+
+def test_a_results_file_torn_by_kill_9_is_repaired_before_appending(
+    emulator, config_for, tmp_path
+) -> None:
+    config = config_for(emulator, dry_run=True, batch_size_rows=50_000)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    results = Path(config["results_path"])
+    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), *(donor(i) for i in range(40_000))])
+    for _ in range(10):  # kill -9 while the checkpoint's rows are being appended
+        results.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [EXE, "--config", str(tmp_path / "config.json")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+        while process.poll() is None and not (results.exists() and results.stat().st_size):
+            pass
+        process.kill()
+        process.wait()
+        torn = results.read_bytes()
+        if torn and not torn.endswith(b"\n"):
+            break
+    assert torn
+    assert not torn.endswith(b"\n"), "no kill landed inside the append"
+    whole_rows = torn.count(b"\n")
+    rerun = subprocess.run(
+        [EXE, "--config", str(tmp_path / "config.json")],
+        input=singer_lines([schema(), donor(1)]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    lines = results.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]  # every line is a whole row again
+    assert len(rows) == whole_rows + 1
+    assert rows[-1]["key"] == {"id": 1}
+    (aside,) = results.parent.glob("results.jsonl.torn-*")
+    assert torn.endswith(aside.read_bytes())
+    assert "partial row" in rerun.stderr

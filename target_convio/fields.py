@@ -17,6 +17,8 @@ LOCATORS = ("cons_id", "member_id", "primary_email")
 EMAIL_FIELD = "email.primary_address"
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+# The longest number written out for a field without maxChars.
+MAX_NUMBER_CHARS = 1000
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")
 _ISO_PREFIX = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]")
 
@@ -45,7 +47,9 @@ class FieldSpec:
         if isinstance(value, (dict, list)):
             kind = "an object" if isinstance(value, dict) else "a list"
             raise FieldValueError("invalid", f"expects a single value, not {kind}")
-        if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+        if isinstance(value, Decimal):
+            self._check_number(value)
+        elif isinstance(value, float) and not math.isfinite(value):
             raise FieldValueError("invalid", f"{value} is not a number Convio can store")
         if self.value_type == "BOOLEAN":
             return _boolean(value)
@@ -59,6 +63,18 @@ class FieldSpec:
                 "max_length", f"is {len(text)} characters long; the site allows {self.max_chars}"
             )
         return text
+
+    def _check_number(self, value: Decimal) -> None:
+        """Refuse a number before writing it out: `1e-999999999` is a billion digits long."""
+        if not value.is_finite():
+            raise FieldValueError("invalid", f"{value} is not a number Convio can store")
+        length = _written_length(value)
+        limit = self.max_chars or MAX_NUMBER_CHARS
+        if length > limit:
+            raise FieldValueError(
+                "max_length" if self.max_chars else "invalid",
+                f"is a number of {length:,} digits written out; the site allows {limit:,}",
+            )
 
     def _choice(self, text: str) -> str:
         if text in self.choices:
@@ -138,12 +154,39 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return (
-            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
-        )
+        return _decimal_text(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     return str(value)
+
+
+def _written_length(value: Decimal) -> int:
+    """The length of _decimal_text(value) (or one more), found without writing it out."""
+    sign, digits, exponent = value.as_tuple()
+    places = int(exponent)
+    if places >= 0:
+        return sign + len(digits) + places
+    whole = max(len(digits) + places, 0)
+    if value == value.to_integral_value():
+        return sign + max(whole, 1)
+    return sign + max(whole, 1) + 1 + -places
+
+
+def _decimal_text(value: Decimal) -> str:
+    """Plain digits, never an exponent: `12.50` stays `12.50`, `1E+2` is `100`, `3.0` is `3`."""
+    sign, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits))
+    places = int(exponent)
+    if places >= 0:
+        whole, fraction = text + "0" * places, ""
+    else:
+        text = text.rjust(-places + 1, "0")
+        whole, fraction = text[:places], text[places:]
+        if not fraction.strip("0"):
+            fraction = ""
+    whole = whole.lstrip("0") or "0"
+    number = f"{whole}.{fraction}" if fraction else whole
+    return f"-{number}" if sign and number.strip("0.") else number
 
 
 def _boolean(value: Any) -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import IO, Any, cast
 
 from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema
@@ -23,6 +24,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
 from singer_sdk.singerlib.json import deserialize_json
 
 SHOWN = 120
+MAX_INT_DIGITS = 4000  # Python refuses to parse longer ones (sys.get_int_max_str_digits)
 QUEUED_LINES = 1024
 POLL_SECONDS = 0.1
 # Input the target cannot read: reported in one line, after what was read before is settled.
@@ -69,7 +71,7 @@ class InputReader(SingerReader):
             raise _Stopped
         self.line_number += 1
         try:
-            message = deserialize_json(line)
+            message = deserialize_json(line, parse_int=_integer)
         except json.JSONDecodeError as exc:
             raise InvalidInputLine(
                 f"input line {self.line_number} is not JSON ({exc.msg}): {shorten(line)}"
@@ -80,6 +82,11 @@ class InputReader(SingerReader):
             )
         self.counts[str(message.get("type"))] += 1
         return message
+
+
+def _integer(text: str) -> int | Decimal:
+    """An integer; one too long for Python's int parsing stays a Decimal, for the checks."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
 
 
 class _Stopped(Exception):  # noqa: N818 - control flow, never seen outside this module

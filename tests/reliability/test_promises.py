@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
-from tests.target.conftest import EXE, donor, record, schema, singer_lines, state
+from tests.target.conftest import DONOR_MAP, EXE, donor, record, schema, singer_lines, state
 
 CREATES = frozenset({"create"})
 LOST_ANSWERS = {
@@ -145,3 +146,41 @@ def test_a_results_file_torn_by_kill_9_is_repaired_before_appending(
     (aside,) = results.parent.glob("results.jsonl.torn-*")
     assert torn.endswith(aside.read_bytes())
     assert "partial row" in rerun.stderr
+
+
+def limit_memory() -> None:
+    gigabyte = 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (gigabyte, gigabyte))
+
+
+def test_numbers_that_would_expand_to_millions_of_digits_are_invalid(
+    emulator, config_for, tmp_path
+) -> None:
+    properties = {"id": {"type": "integer"}, "email": {"type": "string"}}
+    properties |= {"first_name": {"type": "string"}, "last_name": {"type": "string"}}
+    properties["amount"] = {"type": ["number", "null"]}
+    donor_text = '"email": "d{0}@x.org", "first_name": "A", "last_name": "B"'
+    amounts = ["1e-999999999", "1e999999999", "9" * 5000, "12.50", "1E+2", "0.000001"]
+    lines = [json.dumps(schema(properties=properties))] + [
+        f'{{"type": "RECORD", "stream": "donors", "record": {{"id": {i}, '
+        f'{donor_text.format(i)}, "amount": {amount}}}}}'
+        for i, amount in enumerate(amounts, 1)
+    ]
+    config = config_for(emulator, field_map={**DONOR_MAP, "amount": "custom_string1"})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [EXE, "--config", str(tmp_path / "config.json")],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_memory,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in Path(config["results_path"]).read_text().splitlines()]
+    assert [r["outcome"] for r in rows] == ["invalid"] * 3 + ["created"] * 3
+    assert all(r["errors"][0]["field"] == "custom_string1" for r in rows[:3])
+    assert all("digits" in r["message"] for r in rows[:3]), [r["message"] for r in rows]
+    stored = sorted(c["fields"].get("custom_string1") for c in emulator.constituents())
+    assert stored == ["0.000001", "100", "12.50"]

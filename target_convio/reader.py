@@ -45,6 +45,7 @@ class InputReader(SingerReader):
         super().__init__()
         self.line_number = 0
         self.counts: Counter[str] = Counter()  # messages read, by type
+        self._streams: set[str] = set()  # streams whose SCHEMA has been read
         self.should_stop: Callable[[], bool] = lambda: False
         self.stopped_early = False  # should_stop said so before the input ended
         self.error: Exception | None = None  # the input the run could not go past
@@ -80,8 +81,25 @@ class InputReader(SingerReader):
             raise InvalidInputLine(
                 f"input line {self.line_number} is not a Singer message: {shorten(line)}"
             )
+        self._check_supported(message)
         self.counts[str(message.get("type"))] += 1
         return message
+
+    def _check_supported(self, message: dict[str, Any]) -> None:
+        """Refuse, by name, the messages the SDK would fail on with an internal error."""
+        kind, stream = message.get("type"), message.get("stream")
+        where = f"input line {self.line_number}"
+        if kind == "SCHEMA":
+            self._streams.add(str(stream))
+        elif kind == "BATCH":
+            raise InvalidInputLine(
+                f"{where}: BATCH messages are not supported (stream {stream!r}); "
+                "let the tap send RECORD messages (turn its batch_config off)"
+            )
+        elif kind == "ACTIVATE_VERSION" and str(stream) not in self._streams:
+            raise InvalidInputLine(
+                f"{where}: ACTIVATE_VERSION for stream {stream!r} before its SCHEMA"
+            )
 
 
 def _integer(text: str) -> int | Decimal:

@@ -184,3 +184,36 @@ def test_numbers_that_would_expand_to_millions_of_digits_are_invalid(
     assert all("digits" in r["message"] for r in rows[:3]), [r["message"] for r in rows]
     stored = sorted(c["fields"].get("custom_string1") for c in emulator.constituents())
     assert stored == ["0.000001", "100", "12.50"]
+
+
+BATCH = {
+    "type": "BATCH",
+    "stream": "donors",
+    "encoding": {"format": "jsonl", "compression": "gzip"},
+    "manifest": ["file:///tmp/donors-batch-1.json.gz"],
+}
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (BATCH, "BATCH messages are not supported"),
+        ({**BATCH, "stream": "nope"}, "BATCH messages are not supported"),
+        (
+            {"type": "ACTIVATE_VERSION", "stream": "nope", "version": 1},
+            "ACTIVATE_VERSION for stream 'nope' before its SCHEMA",
+        ),
+    ],
+    ids=["batch", "batch for an unknown stream", "activate_version for an unknown stream"],
+)
+def test_messages_the_target_cannot_load_stop_it_after_what_came_before(
+    emulator, config_for, run_target, message: dict, error: str
+) -> None:
+    run = run_target(config_for(emulator), [schema(), donor(1), donor(2), message, donor(3)])
+    assert run.returncode == 1
+    assert len(run.errors) == 1, run.stderr
+    assert error in run.errors[0]
+    assert "Traceback" not in run.stderr
+    assert [(r["seq"], r["outcome"]) for r in run.results] == [(1, "created"), (2, "created")]
+    assert [r["seq"] for r in run.rows] == [1, 2]  # and their STATE line is out
+    assert emulator.calls["createOrUpdate"] == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import io
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -104,8 +105,11 @@ class HTTPTransport:
                 preload_content=False,
                 assert_same_host=False,
             )
-        except SSLError:
-            raise TransportError("TLS verification of api_url failed", fatal=True) from None
+        except SSLError as exc:
+            cause = exc.args[0] if exc.args else exc
+            if isinstance(cause, (ssl.SSLCertVerificationError, ssl.CertificateError)):
+                raise TransportError("TLS verification of api_url failed", fatal=True) from None
+            raise TransportError(f"the TLS handshake broke off ({type(cause).__name__})") from None
         except (NewConnectionError, ConnectTimeoutError):  # kinds of TimeoutError: first
             where = f"{self._pool.host}:{self._pool.port}"
             raise TransportError(f"cannot connect to {where}", maybe_sent=False) from None

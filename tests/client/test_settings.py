@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -118,6 +119,31 @@ def test_tls_verification_stays_on(https_server: str, make_client) -> None:
     assert reply.message == "TLS verification of api_url failed"
     with pytest.raises(FatalCallError, match="TLS verification"):
         client.list_user_fields()
+
+
+def test_a_tls_handshake_cut_short_is_transient(make_client) -> None:
+    """A server (or a middlebox) that drops the connection mid-handshake: retried, not fatal."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def drop_every_handshake() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(4096)  # the ClientHello, then the line closes
+            connection.close()
+
+    thread = threading.Thread(target=drop_every_handshake, daemon=True)
+    thread.start()
+    try:
+        client = make_client(f"https://127.0.0.1:{port}/site/SRConsAPI", max_retries=2)
+        reply = client.create_or_update({"primary_email": "a@b.org"})
+    finally:
+        listener.close()
+    assert (reply.kind, reply.attempts) == (Kind.TRANSIENT, 3)
+    assert reply.message.startswith("the TLS handshake broke off")
 
 
 # -- secrets -------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from target_convio.answers import Reply, as_list, read_answer, transient
 from target_convio.codes import Kind, lookup
 from target_convio.pacing import Pacer
+from target_convio.redact import Redactor
 from target_convio.transport import MAX_ANSWER_BYTES, HTTPTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class ConvioClient:
             settings.api_url, settings.max_concurrency, settings.request_timeout_seconds
         )
         self._pacer = Pacer(settings.max_requests_per_second)
+        self._redactor = Redactor([settings.api_key, settings.login_password])
         self._closed = threading.Event()
         self._common = {
             "v": "1.0",
@@ -215,6 +217,12 @@ class ConvioClient:
             limit = MAX_ANSWER_BYTES // (1024 * 1024)
             return transient(f"answer larger than {limit} MB", response.status), None
         reply = read_answer(response.status, response.body, expected_root)
+        if reply.message or reply.body:  # a server may echo the request, secrets included
+            reply = replace(
+                reply,
+                message=self._redactor.text(reply.message),
+                body=self._redactor.value(reply.body),
+            )
         return reply, _retry_after(response.retry_after)
 
     def _find_created(self, params: Mapping[str, str]) -> Reply | None:

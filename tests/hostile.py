@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote_plus
 
 
 @dataclass
@@ -40,7 +43,7 @@ class HostileServer:
                 with outer._lock:
                     outer.requests.append(("POST", self.path, body))
                     number = len(outer.requests)
-                canned = outer.answer(number)
+                canned = echoing(outer.answer(number), body)
                 time.sleep(canned.hang)
                 self.send_response(canned.status)
                 for name, value in canned.headers.items():
@@ -83,3 +86,15 @@ class HostileServer:
     ) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def echoing(canned: Canned, request: bytes) -> Canned:
+    """The answer with `{{request}}` replaced by the request body as it came (URL-encoded),
+    and `{{json}}` and `{{xml}}` by its decoded text, escaped for JSON and XML."""
+    if b"{{" not in canned.body:
+        return canned
+    decoded = unquote_plus(request.decode())
+    body = canned.body.replace(b"{{request}}", request)
+    body = body.replace(b"{{json}}", json.dumps(decoded)[1:-1].encode())
+    body = body.replace(b"{{xml}}", html.escape(decoded).encode())
+    return replace(canned, body=body)

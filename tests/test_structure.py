@@ -29,6 +29,7 @@ LAYERS = [
     "breaker",
     "client",
     "pacing",
+    "redact",
     "transport",
     "fields",
     "answers",

@@ -13,6 +13,7 @@ import pytest
 
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
+from tests.hostile import Canned, HostileServer
 from tests.target.conftest import DONOR_MAP, EXE, donor, record, schema, singer_lines, state
 
 CREATES = frozenset({"create"})
@@ -217,3 +218,51 @@ def test_messages_the_target_cannot_load_stop_it_after_what_came_before(
     assert [(r["seq"], r["outcome"]) for r in run.results] == [(1, "created"), (2, "created")]
     assert [r["seq"] for r in run.rows] == [1, 2]  # and their STATE line is out
     assert emulator.calls["createOrUpdate"] == 2
+
+
+FIELDS_JSON = json.dumps(
+    {
+        "listConsFieldsResponse": {
+            "field": [
+                {"name": name, "valueType": "TEXT"}
+                for name in ("name.first", "name.last", "email.primary_address")
+            ]
+        }
+    }
+).encode()
+
+
+ECHOES = {
+    "url-encoded": b'{"errorResponse": {"code": "%s", "message": "Bad request: {{request}}"}}',
+    "json-escaped": b'{"errorResponse": {"code": "%s", "message": "Bad request: {{json}}"}}',
+    "xml-escaped": b"<errorResponse><code>%s</code><message>Bad: {{xml}}</message></errorResponse>",
+}
+
+
+@pytest.mark.parametrize("echo", list(ECHOES))
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_server_that_echoes_the_request_leaks_no_secret(
+    config_for, run_target, emulator, echo: str, status: int
+) -> None:
+    code = b"22" if status == 403 else b"1"
+
+    def answer(number: int) -> Canned:
+        if number == 1:
+            return Canned(200, FIELDS_JSON)
+        return Canned(status, ECHOES[echo] % code)
+
+    secrets = {"api_key": 'k\u00e9y+/"&<x>', "login_password": "pa ss%w&rd<\u00fc>"}
+    with HostileServer(answer) as server:
+        config = {
+            **config_for(emulator, response_format="json", max_retries=1, field_map={}),
+            "api_url": server.url,
+            **secrets,
+        }
+        messages = [schema(), *(donor(i, email=None, member_id=f"M{i}") for i in (1, 2))]
+        run = run_target(config, messages)  # which checks every output for the secrets
+    assert run.returncode == 0, run.stderr
+    assert [r["outcome"] for r in run.rows] == (
+        ["rejected"] * 2 if status == 403 else ["failed"] * 2
+    )
+    assert "[redacted]" in run.rows[0]["message"]
+    assert "apiuser" in run.rows[0]["message"]  # what is not secret is left alone

@@ -81,6 +81,13 @@ def _not_convio(status: int, what: str) -> Reply:
 
 def parse_document(data: bytes) -> tuple[str, dict[str, Any]]:
     """(root name, content) of a Convio document; ValueError says why it is not one."""
+    try:
+        return _parse_document(data)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
+def _parse_document(data: bytes) -> tuple[str, dict[str, Any]]:
     start = data.lstrip()[:1]
     if start == b"{":
         try:

@@ -6,6 +6,7 @@ import email.utils
 import ipaddress
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from target_convio.transport import MAX_ANSWER_BYTES, HTTPTransport, Transport, 
 
 log = logging.getLogger(__name__)
 
+WRITE_ROOTS = frozenset({"createOrUpdateConsResponse", "createConsResponse", "updateConsResponse"})
 # Methods that are not safe to resend once a call may have been carried out.
 LOOK_BEFORE_RETRY = frozenset({"create"})
 LOST = "the answer to create was lost"
@@ -217,6 +219,9 @@ class ConvioClient:
             limit = MAX_ANSWER_BYTES // (1024 * 1024)
             return transient(f"answer larger than {limit} MB", response.status), None
         reply = read_answer(response.status, response.body, expected_root)
+        if reply.ok and expected_root in WRITE_ROOTS and not reply.cons_id:
+            said = str((reply.body or {}).get("message") or "nothing")
+            reply = transient(f"Convio's answer named no cons_id ({said})", maybe_written=True)
         if reply.message or reply.body:  # a server may echo the request, secrets included
             reply = replace(
                 reply,
@@ -265,7 +270,7 @@ def describe(reply: Reply) -> str:
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
-    if value.strip().isdigit():
+    if re.fullmatch(r"\s*[0-9]+\s*", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -237,3 +237,37 @@ def test_retry_after_as_an_http_date(make_client) -> None:
     with HostileServer(lambda n: answers[n]) as server:
         reply = make_client(server.url).create_or_update({"primary_email": "a@b.org"})
     assert (reply.kind, reply.attempts) == (Kind.OK, 2)  # a date in the past: no wait
+
+
+# -- answers that once ended wrong --------------------------------------------------------
+
+
+def test_a_success_without_a_cons_id_is_not_taken_for_one(make_client) -> None:
+    no_id = b'{"createOrUpdateConsResponse": {"message": "User updated."}}'
+    answers = {1: Canned(200, no_id), 2: Canned(200, SEED_JSON_OK)}
+    with HostileServer(lambda n: answers.get(n, Canned(200, no_id))) as server:
+        reply = make_client(server.url).create_or_update({"primary_email": "a@b.org"})
+        assert (reply.kind, reply.attempts, reply.cons_id) == (Kind.OK, 2, "1002001")
+        reply = make_client(server.url, max_retries=1).create_or_update({"primary_email": "a"})
+    assert (reply.kind, reply.attempts) == (Kind.TRANSIENT, 2)
+    assert reply.message == "Convio's answer named no cons_id (User updated.)"
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u0663", "-1", "1e400", "9" * 400])
+def test_an_odd_retry_after_is_a_plain_retry(make_client, value: str) -> None:
+    answers = {1: Canned(503, headers={"Retry-After": value}), 2: Canned(200, SEED_XML_OK)}
+    with HostileServer(lambda n: answers[n]) as server:
+        reply = make_client(server.url).create_or_update({"primary_email": "a@b.org"})
+    assert (reply.kind, reply.attempts) == (Kind.OK, 2)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"createOrUpdateConsResponse": ' + b"[" * 100_000, b"<a>" * 100_000],
+    ids=["json", "xml"],
+)
+def test_a_deeply_nested_answer_is_retried(make_client, body: bytes) -> None:
+    answers = {1: Canned(200, body), 2: Canned(200, SEED_XML_OK)}
+    with HostileServer(lambda n: answers[n]) as server:
+        reply = make_client(server.url).create_or_update({"primary_email": "a@b.org"})
+    assert (reply.kind, reply.attempts) == (Kind.OK, 2)

@@ -124,7 +124,11 @@ class Checkpointer:
                 self._thread.join(POLL_SECONDS)
                 self._poll()
         for step in self._steps:
-            step.close()
+            try:
+                step.close()
+            except OSError as exc:  # a last flush that failed (a full disk): as if in _work
+                self.error = self.error or exc
+                self.stopped = True
 
     def _put(self, item: Checkpoint | None) -> None:
         while True:

@@ -114,8 +114,11 @@ class PrintState:
     def __init__(self, results_in_state: str, out: TextIO | None = None) -> None:
         self._results_in_state = results_in_state
         self._out = out
+        self.closed_at: int | None = None  # the checkpoint whose line found stdout closed
 
     def commit(self, checkpoint: Settled) -> None:
+        if self.closed_at is not None:
+            return
         payload: dict[str, Any] = {"checkpoint": checkpoint.number}
         if self._results_in_state != "none":
             payload["summary"] = checkpoint.summary.as_dict()
@@ -124,8 +127,13 @@ class PrintState:
         # The tap's numbers arrive as Decimal; serialize_json writes them back as they came.
         line = serialize_json({**(checkpoint.tap_state or {}), STATE_KEY: payload})
         out = self._out or sys.stdout  # looked up late: test runners swap sys.stdout
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:
+            # Whoever read the STATE lines is gone; the results file still gets every row.
+            self.closed_at = checkpoint.number
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
 
     def close(self) -> None:
         pass

@@ -29,6 +29,7 @@ class Services:
     client: ConvioClient
     dispatcher: Dispatcher
     checkpointer: Checkpointer
+    state_lines: PrintState
     _catalogue: Catalogue | None = None
     _catalogue_lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: Counter[str] = field(default_factory=Counter)
@@ -80,7 +81,8 @@ def open_services(
         steps.append(
             AppendResults(settings.results_path, logger)
         )  # first: an unwritable path stops now
-    steps.append(PrintState(settings.results_in_state))
+    state_lines = PrintState(settings.results_in_state)
+    steps.append(state_lines)
     client = ConvioClient(settings.client, transport)
     dispatcher = Dispatcher(
         client, settings.client.max_concurrency, FailureBreaker(settings.max_failure_rate)
@@ -92,4 +94,4 @@ def open_services(
         poll=poll,
         logger=logger,
     )
-    return Services(settings, new_run_id(), client, dispatcher, checkpointer)
+    return Services(settings, new_run_id(), client, dispatcher, checkpointer, state_lines)

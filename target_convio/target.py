@@ -93,6 +93,12 @@ class TargetConvio(Target):
             raise RunStopped(f"Cannot write results: {services.checkpointer.error}")
         if failure is not None:
             raise failure
+        if services.state_lines.closed_at is not None:
+            raise RunStopped(
+                f"stdout was closed: the STATE lines from checkpoint "
+                f"{services.state_lines.closed_at} on were not delivered (every row is in "
+                "results_path). Run again from the last STATE that was saved."
+            )
         if stopping or services.checkpointer.stopped:
             reason = services.stop_reason or "a checkpoint could not settle"
             raise RunStopped(
@@ -131,6 +137,13 @@ class TargetConvio(Target):
         return parse_environment_config(schema, self._env_var_prefix, dotenv_path=path)
 
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        if not isinstance(message_dict.get("value"), dict):
+            self.logger.warning(
+                "Ignoring a STATE message whose value is not an object (%s); the STATE lines "
+                "keep the last state that was one",
+                shorten(repr(message_dict.get("value")), 60),
+            )
+            return
         super()._process_state_message(message_dict)
         self.services.checkpointer.tap_state = self._latest_state
 

@@ -92,6 +92,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _guarded(self, http_method: str) -> None:
         try:
             self._route(http_method)
+        except ConnectionError:  # the client went away (a reset, a timeout): nothing to answer
+            self.close_connection = True
         except Exception:
             # An emulator bug: say so on stderr, answer like a failing server would.
             log.exception("emulator error on %s %s", http_method, urlsplit(self.path).path)

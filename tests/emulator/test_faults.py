@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 
 import pytest
@@ -171,3 +173,17 @@ def test_any_error_code_can_be_injected(api: Caller, emulator: Emulator) -> None
     assert (code, message) == ("14", "The requested method is not allowed by the caller.")
     assert emulator.faults_injected == {"code_14": 1}
     assert emulator.constituents() == []
+
+
+def test_a_client_that_resets_its_connection_gets_no_traceback_logged(caplog, capfd) -> None:
+    with Emulator() as emulator:
+        host, port = emulator.server.server_address[:2]
+        for _ in range(3):
+            connection = socket.create_connection((host, port))
+            connection.sendall(b"POST /site/SRConsAPI HTTP/1.1\r\nContent-Length: 100\r\n\r\nab")
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()  # a reset, mid-request
+        time.sleep(0.2)
+        assert emulator.constituents() == []
+    assert "Traceback" not in capfd.readouterr().err
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -14,7 +14,7 @@ import pytest
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import site_with
 from tests.hostile import Canned, HostileServer
-from tests.target.conftest import DONOR_MAP, EXE, donor, record, schema, singer_lines, state
+from tests.target.conftest import DONOR_MAP, EXE, cli, donor, record, schema, singer_lines, state
 
 CREATES = frozenset({"create"})
 LOST_ANSWERS = {
@@ -266,3 +266,55 @@ def test_a_server_that_echoes_the_request_leaks_no_secret(
     )
     assert "[redacted]" in run.rows[0]["message"]
     assert "apiuser" in run.rows[0]["message"]  # what is not secret is left alone
+
+
+def test_a_results_file_on_a_full_disk_stops_with_one_clear_line(
+    emulator, config_for, tmp_path
+) -> None:
+    config = config_for(emulator, results_path="/dev/full")  # reads as endless zeros
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    run = cli("--config", str(tmp_path / "config.json"), stdin=singer_lines([schema(), donor(1)]))
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, run.stderr
+    assert "Cannot write results: " in errors[0]
+    assert "No space left on device" in errors[0]
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("value", [5, "bookmarks", [1, 2], None])
+def test_a_tap_state_that_is_not_an_object_is_ignored_with_a_warning(
+    emulator, config_for, run_target, value: object
+) -> None:
+    messages = [schema(), state({"bookmarks": {"donors": 1}}), donor(1)]
+    messages += [{"type": "STATE", "value": value}, donor(2)]
+    run = run_target(config_for(emulator), messages)
+    assert run.returncode == 0, run.stderr
+    assert [r["outcome"] for r in run.rows] == ["created", "created"]
+    assert run.states[-1]["bookmarks"] == {"donors": 1}  # the last state that was an object
+    assert "STATE message whose value is not an object" in run.stderr
+
+
+def test_stdout_closed_early_loses_no_row(emulator, config_for, tmp_path) -> None:
+    config = config_for(emulator, batch_size_rows=2)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [EXE, "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdout.close()  # the reader of STATE lines is gone before the first one
+    _, stderr = process.communicate(singer_lines([schema(), *(donor(i) for i in range(1, 11))]))
+    assert process.returncode == 1
+    rows = [json.loads(line) for line in Path(config["results_path"]).read_text().splitlines()]
+    assert [r["seq"] for r in rows] == list(range(1, 11))
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, stderr
+    assert "stdout was closed" in errors[0]
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr

@@ -20,6 +20,7 @@ from typing import Any
 
 from target_convio.answers import Reply
 from target_convio.commit import CommitStep, Settled
+from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.rows import RecordRef, ResultRow, reply_row
 from target_convio.summary import Summary
@@ -39,13 +40,14 @@ class Pending:
     mode: SyncMode
     row: ResultRow | None = None
     call: Future[Reply | None] | None = None
+    catalogue: Catalogue | None = None  # names the field of a refusal
 
     def settle(self) -> ResultRow | None:
         """Its row, once its call is done; None if the call never ran (the run is stopping)."""
         if self.row is None and self.call is not None:
             reply = self.call.result()
             if reply is not None:
-                self.row = reply_row(self.record, self.mode, reply)
+                self.row = reply_row(self.record, self.mode, reply, self.catalogue)
         return self.row
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -12,6 +13,9 @@ from typing import Any
 
 from target_convio.answers import as_list
 
+log = logging.getLogger(__name__)
+# Flagged required by real sites for their registration form; the API creates without them.
+SIGN_UP_ONLY = frozenset({"user_name", "user_password"})
 # Write parameters that locate a record; listUserFields does not list them.
 LOCATORS = ("cons_id", "member_id", "primary_email")
 EMAIL_FIELD = "email.primary_address"
@@ -20,6 +24,8 @@ FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 # The longest number written out for a field without maxChars.
 MAX_NUMBER_CHARS = 1000
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")
+_QUOTED_LABEL = re.compile(r'"(?:[^"]*/)?([^"/]+)"')
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ISO_PREFIX = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]")
 
 
@@ -41,6 +47,7 @@ class FieldSpec:
     max_chars: int | None = None
     required: bool = False
     choices: tuple[str, ...] = ()
+    label: str = ""
 
     def coerce(self, value: Any) -> str:
         """The value as Convio expects it, or FieldValueError (never for None: callers skip it)."""
@@ -62,6 +69,8 @@ class FieldSpec:
             raise FieldValueError(
                 "max_length", f"is {len(text)} characters long; the site allows {self.max_chars}"
             )
+        if self.name.startswith("email.") and self.name.endswith("_address"):
+            return email_address(text)
         return text
 
     def _check_number(self, value: Decimal) -> None:
@@ -77,7 +86,7 @@ class FieldSpec:
             )
 
     def _choice(self, text: str) -> str:
-        if text in self.choices:
+        if text in self.choices or not self.choices:  # a listing may name no choices
             return text
         folded = [c for c in self.choices if c.casefold() == text.casefold()]
         if len(folded) == 1:
@@ -91,6 +100,12 @@ class Catalogue:
 
     def __init__(self, fields: Iterable[FieldSpec]) -> None:
         self.fields = {spec.name: spec for spec in fields}
+        self._by_label = {spec.label.casefold(): spec.name for spec in self.fields.values()}
+
+    def field_named_in(self, message: str) -> str | None:
+        """The field a validation message names: `"Biographical Information/User Name" ...`."""
+        quoted = _QUOTED_LABEL.search(message)
+        return self._by_label.get(quoted.group(1).strip().casefold()) if quoted else None
 
     def __contains__(self, name: str) -> bool:
         return name in self.fields or name in LOCATORS
@@ -100,7 +115,12 @@ class Catalogue:
 
     @property
     def required(self) -> list[str]:
-        return [spec.name for spec in self.fields.values() if spec.required]
+        """Fields a create needs; the sign-up form's own (SIGN_UP_ONLY) are not among them."""
+        return [
+            spec.name
+            for spec in self.fields.values()
+            if spec.required and spec.name not in SIGN_UP_ONLY
+        ]
 
     @classmethod
     def from_listing(cls, listing: Iterable[Mapping[str, Any]]) -> Catalogue:
@@ -123,7 +143,15 @@ class Catalogue:
                     required=str(item.get("required", "")).lower() == "true",
                     # DATE choices are selectable years, not a constraint on values.
                     choices=choices if value_type == "ENUMERATION" else (),
+                    label=str(item.get("label") or ""),
                 )
+            )
+        flagged = sorted(s.name for s in specs if s.required and s.name in SIGN_UP_ONLY)
+        if flagged:
+            log.warning(
+                "listUserFields marks %s required: that is the site's sign-up form, not the "
+                "API, so records are not refused for lacking them",
+                " and ".join(flagged),
             )
         return cls(specs)
 
@@ -137,6 +165,17 @@ def _positive_int(value: Any) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
+
+
+def email_address(text: str) -> str:
+    """The address as sent, or FieldValueError for one Convio would refuse (code 22).
+
+    The rule is the emulator's: something, an @, a domain with a dot, and no blanks.
+    """
+    address = text.strip()
+    if not _EMAIL.fullmatch(address):
+        raise FieldValueError("invalid", f"{_shown(text)} is not an email address")
+    return address
 
 
 def sendable(text: str) -> str:

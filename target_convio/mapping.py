@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_convio.fields import EMAIL_FIELD, Catalogue, FieldValueError, sendable
+from target_convio.fields import EMAIL_FIELD, Catalogue, FieldValueError, email_address, sendable
 from target_convio.outcomes import FieldError
 
 METADATA_PREFIX = "_sdc_"
@@ -81,7 +81,7 @@ class Mapper:
                 continue  # Convio reads a blank as "clear": a load never wipes a value
             spec = self.catalogue.get(target)
             try:
-                mapped.params[target] = spec.coerce(value) if spec else _locator(value)
+                mapped.params[target] = spec.coerce(value) if spec else _locator(target, value)
             except FieldValueError as problem:
                 mapped.errors.append(FieldError(target, problem.code, problem.message))
 
@@ -96,10 +96,11 @@ class Mapper:
         return self._targets[prop]
 
 
-def _locator(value: Any) -> str:
+def _locator(name: str, value: Any) -> str:
     if isinstance(value, (dict, list, bool)):
         raise FieldValueError("invalid", "expects a single text or number value")
-    return sendable(str(value).strip())
+    text = sendable(str(value).strip())
+    return email_address(text) if name == "primary_email" else text
 
 
 def key_problems(key: Mapping[str, Any] | None) -> list[FieldError]:

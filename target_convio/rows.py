@@ -10,6 +10,7 @@ from typing import Any
 
 from target_convio.answers import Reply
 from target_convio.codes import GLOBAL, Kind, lookup
+from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.outcomes import FieldError, Outcome
 
@@ -91,8 +92,13 @@ def skipped_row(record: RecordRef, reason: str) -> ResultRow:
     return ResultRow(record, Outcome.SKIPPED, message=reason)
 
 
-def reply_row(record: RecordRef, mode: SyncMode, reply: Reply) -> ResultRow:
-    """A record whose call settled: accepted, refused, or out of retries."""
+def reply_row(
+    record: RecordRef, mode: SyncMode, reply: Reply, catalogue: Catalogue | None = None
+) -> ResultRow:
+    """A record whose call settled: accepted, refused, or out of retries.
+
+    A refusal's field is the code's own (codes.py), else the field its message names.
+    """
     if reply.kind is Kind.OK:
         message = str((reply.body or {}).get("message") or "")
         return ResultRow(
@@ -105,7 +111,10 @@ def reply_row(record: RecordRef, mode: SyncMode, reply: Reply) -> ResultRow:
     if reply.kind is Kind.RECORD:
         info = lookup(reply.code)
         outcome = Outcome.REJECTED
-        error = FieldError(info.field, info.error or "unknown_error", reply.message)
+        field = info.field
+        if field == GLOBAL and catalogue is not None:
+            field = catalogue.field_named_in(reply.message) or GLOBAL
+        error = FieldError(field, info.error or "unknown_error", reply.message)
     else:
         outcome = Outcome.FAILED
         error = FieldError(GLOBAL, "unknown_error", reply.message)

@@ -54,7 +54,7 @@ class ConstituentSink(RecordSink):
         mapped = self.mapper.map(record)
         errors = problems + mapped.errors
         errors += settings.sync_mode.checks(mapped.params, services.catalogue)
-        pending = Pending(ref, settings.sync_mode)
+        pending = Pending(ref, settings.sync_mode, catalogue=services.catalogue)
         if errors:
             pending.row = invalid_row(ref, errors)
         elif settings.dry_run:

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-file",
         help="JSON file of stored constituents: loaded at start if it exists, saved at stop",
     )
+    parser.add_argument(
+        "--fields-listing",
+        help="a recorded listUserFields answer (XML) whose fields replace the site's",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     faults = parser.add_argument_group("fault injection (per API call)")
     faults.add_argument("--latency-ms", type=float, default=0.0, help="fixed latency")
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     try:
         site = Site.load(args.site) if args.site else Site.default()
+        if args.fields_listing:
+            site = site.with_listing(args.fields_listing)
         faults = faults_from_args(args)
         emulator = Emulator(site, faults, host=args.host, port=args.port)
         state_file = Path(args.state_file) if args.state_file else None

@@ -33,9 +33,10 @@ MESSAGES: dict[int, str] = {
 class ApiError(Exception):
     """An `errorResponse`: a Convio error code and its message."""
 
-    def __init__(self, code: int, detail: str | None = None) -> None:
+    def __init__(self, code: int, detail: str | None = None, *, whole: bool = False) -> None:
+        """`detail` follows the code's message, or with `whole` is the entire message."""
         self.code = code
         self.message = MESSAGES.get(code, "Error.")
         if detail:
-            self.message = f"{self.message} {detail}"
+            self.message = detail if whole else f"{self.message} {detail}"
         super().__init__(f"{code}: {self.message}")

@@ -6,7 +6,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_convio.emulator.errors import ApiError
-from target_convio.emulator.site import TRUE_WORDS, Site, normalize_email, printable
+from target_convio.emulator.site import (
+    SIGN_UP_ONLY,
+    TRUE_WORDS,
+    Field,
+    Site,
+    normalize_email,
+    printable,
+)
 from target_convio.emulator.store import EMAIL_FIELD, USER_NAME_FIELD, Constituent, Store
 
 Params = Mapping[str, str]
@@ -53,7 +60,7 @@ class Methods:
         changes = self._field_changes(params)
         groups = self._id_changes(params, "group_ids", self.site.groups)
         interests = self._id_changes(params, "interest_ids", self.site.interests)
-        email = _email_param(params)
+        email = _email_param(params, self.site)
         with self.store.lock:
             if create_only:
                 self._refuse_existing(params, email)
@@ -86,7 +93,11 @@ class Methods:
     ) -> Constituent:
         values = {name: value for name, value in changes.items() if value is not None}
         values.setdefault(EMAIL_FIELD, email or "")
-        required = [f.name for f in self.site.fields.values() if f.required]
+        # A real site flags its sign-up form's user_name and user_password required, yet
+        # creates records through the API without them.
+        required = [
+            f.name for f in self.site.fields.values() if f.required and f.name not in SIGN_UP_ONLY
+        ]
         if not values[EMAIL_FIELD] or any(not values.get(name) for name in required):
             raise ApiError(10)
         self._check_unique(values, None)
@@ -145,7 +156,7 @@ class Methods:
         record = self.store.locate(
             params.get("cons_id"),
             params.get("member_id"),
-            _email_param(params),
+            _email_param(params, self.site),
             create_if_missing=False,
             unique_email=self.site.unique_email,
         )
@@ -214,9 +225,15 @@ class Methods:
         return "listConsFieldChoicesResponse", {"choice": list(spec.choices)}
 
 
-def _email_param(params: Params) -> str | None:
+def _email_param(params: Params, site: Site) -> str | None:
     raw = params.get("primary_email", "")
-    return normalize_email(raw) if raw.strip() else None
+    if not raw.strip():
+        return None
+    email = normalize_email(raw)
+    if email is None:
+        spec = site.fields.get(EMAIL_FIELD) or Field("primary_email", "Email Address", group="")
+        raise spec.invalid("Invalid email address")
+    return email
 
 
 def _id_list(raw: str, param: str, known: Mapping[int, str]) -> set[int]:

@@ -6,10 +6,11 @@ import datetime as dt
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from target_convio.emulator.errors import ApiError
 
@@ -20,6 +21,8 @@ FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+SIGN_UP_ONLY = frozenset({"user_name", "user_password"})
+_USER_NAME = re.compile(r"[A-Za-z0-9_.@%:-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -36,7 +39,7 @@ class Field:
     value_type: str = "TEXT"
     max_chars: int | None = None
     required: bool = False
-    group: str = "General"
+    group: str = ""
     sub_group: str | None = None
     choices: tuple[str, ...] = ()
     user_modifiable: bool = True
@@ -49,16 +52,32 @@ class Field:
             word = raw.strip().lower()
             if word in TRUE_WORDS | FALSE_WORDS:
                 return "true" if word in TRUE_WORDS else "false"
-            raise ApiError(22, f"Field '{self.name}' expects true or false.")
+            raise self.invalid("Value must be true or false")
         if self.value_type == "DATE":
-            return _normalize_date(self.name, raw.strip())
-        if self.value_type == "ENUMERATION" and raw not in self.choices:
-            raise ApiError(22, f"Field '{self.name}' does not allow the value given.")
+            date = _normalize_date(raw.strip())
+            if date is None:
+                raise self.invalid("Invalid date (yyyy-MM-dd)")
+            return date
+        if self.value_type == "ENUMERATION" and self.choices and raw not in self.choices:
+            raise self.invalid("Value is not one of the choices")
+        if self.name == "user_name" and not _USER_NAME.fullmatch(raw):
+            raise self.invalid(
+                f"Invalid characters in {self.label} (valid characters are letters, digits, "
+                "'-', '_', '@', '.', '%', and ':')"
+            )
         if self.max_chars is not None and len(raw) > self.max_chars:
             raise ApiError(23, f"Field '{self.name}' allows at most {self.max_chars} characters.")
         if self.name.startswith("email.") and self.name.endswith("_address"):
-            return normalize_email(raw, self.name)
+            if normalize_email(raw) is None:
+                raise self.invalid("Invalid email address")
+            return raw.strip().lower()
         return raw
+
+    def invalid(self, detail: str) -> ApiError:
+        """Code 22 as a real site words it: `"<group>/<label>" <detail>`."""
+        where = f"{self.group}/{self.label}" if self.group else self.label
+        message = f'One or more attributes failed validation: "{where}" {detail}'
+        return ApiError(22, message, whole=True)
 
     def describe(self, include_choices: bool) -> dict[str, Any]:
         """The `field` element of a listUserFields answer."""
@@ -66,7 +85,8 @@ class Field:
         if self.max_chars is not None:
             out["maxChars"] = self.max_chars
         out["required"] = self.required
-        out["group"] = self.group
+        if self.group:
+            out["group"] = self.group
         if self.sub_group:
             out["subGroup"] = self.sub_group
         out["isUserModifiable"] = self.user_modifiable
@@ -80,18 +100,17 @@ def printable(text: str, limit: int = 100) -> str:
     return _CONTROL.sub("?", text[:limit])
 
 
-def normalize_email(raw: str, name: str = "primary_email") -> str:
-    """A lower-cased email address, or ApiError 22 for one that is not an address."""
+def normalize_email(raw: str) -> str | None:
+    """A lower-cased email address, None for one that is not an address (ApiError 35 for
+    control characters)."""
     if _CONTROL.search(raw):
-        raise ApiError(35, f"Field '{name}'.")
+        raise ApiError(35, "Invalid characters in Email Address.")
     value = raw.strip().lower()
-    if not _EMAIL.fullmatch(value):
-        raise ApiError(22, f"Field '{name}' is not a valid email address.")
-    return value
+    return value if _EMAIL.fullmatch(value) else None
 
 
-def _normalize_date(name: str, raw: str) -> str:
-    """yyyy-MM-dd from yyyy-MM-dd or MM/dd/yyyy; anything else is code 22."""
+def _normalize_date(raw: str) -> str | None:
+    """yyyy-MM-dd from yyyy-MM-dd or MM/dd/yyyy; None for anything else."""
     iso, us = _ISO_DATE.fullmatch(raw), _US_DATE.fullmatch(raw)
     try:
         if iso:
@@ -102,7 +121,7 @@ def _normalize_date(name: str, raw: str) -> str:
             return dt.date(year, month, day).isoformat()
     except ValueError:
         pass
-    raise ApiError(22, f"Field '{name}' expects a date as yyyy-MM-dd.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,15 @@ class Site:
             raise SiteError(f"site file {path} must hold a JSON object")
         return cls.from_dict(data)
 
+    def with_listing(self, path: str | Path) -> Site:
+        """This site with its fields read from a recorded listUserFields answer (XML)."""
+        try:
+            root = ElementTree.fromstring(Path(path).read_bytes())  # noqa: S314 - a local file
+            fields = [_field_from_listing(e) for e in root if _local(e.tag) == "field"]
+        except (OSError, ElementTree.ParseError, KeyError) as exc:
+            raise SiteError(f"cannot read a listUserFields answer from {path}: {exc}") from exc
+        return replace(self, fields={f.name: f for f in fields})
+
     @classmethod
     def default(cls) -> Site:
         """The built-in demo site."""
@@ -232,8 +260,6 @@ def _field_from_dict(item: dict[str, Any]) -> Field:
     choices = tuple(str(c) for c in item.get("choices", ()))
     if value_type == "DATE" and not choices:
         choices = tuple(str(year) for year in range(1900, dt.date.today().year + 1))
-    if value_type == "ENUMERATION" and not choices:
-        raise SiteError(f"field {item['name']!r}: an ENUMERATION needs choices")
     max_chars = item.get("maxChars")
     return Field(
         name=str(item["name"]),
@@ -241,8 +267,37 @@ def _field_from_dict(item: dict[str, Any]) -> Field:
         value_type=value_type,
         max_chars=int(max_chars) if max_chars is not None else None,
         required=bool(item.get("required", False)),
-        group=str(item.get("group", "General")),
+        group=str(item.get("group") or ""),
         sub_group=item.get("subGroup"),
         choices=choices,
         user_modifiable=bool(item.get("isUserModifiable", True)),
+    )
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _field_from_listing(element: ElementTree.Element) -> Field:
+    """One `field` element of a listUserFields answer, whichever optional elements it has."""
+    item = {_local(child.tag): (child.text or "").strip() for child in element}
+    choices = [
+        (c.text or "").strip()
+        for child in element
+        if _local(child.tag) == "choices"
+        for c in child
+        if _local(c.tag) == "choice"
+    ]
+    return _field_from_dict(
+        {
+            "name": item["name"],
+            "label": item.get("label") or item["name"],
+            "valueType": item.get("valueType") or "TEXT",
+            "maxChars": item.get("maxChars"),
+            "required": str(item.get("required", "false")).lower() == "true",
+            "group": item.get("group"),
+            "subGroup": item.get("subGroup"),
+            "choices": choices,
+            "isUserModifiable": str(item.get("isUserModifiable", "true")).lower() == "true",
+        }
     )

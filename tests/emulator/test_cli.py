@@ -117,7 +117,6 @@ def test_site_file(start, tmp_path: Path) -> None:
         ("{not json", "cannot read site file"),
         ('{"fields": [{"name": "x", "valueType": "NUMBER"}]}', "valueType must be one of"),
         ('{"colour": "red"}', "unknown keys in site file"),
-        ('{"fields": [{"name": "g", "valueType": "ENUMERATION"}]}', "needs choices"),
         ('{"constituents": [{"email": "a@b.org"}]}', "unknown keys in a seeded constituent"),
         ("[]", "must hold a JSON object"),
     ],
@@ -192,3 +191,37 @@ def test_a_broken_state_file_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("--state-file", str(state_file))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_recorded_field_listing_replaces_the_sites_fields() -> None:
+    recorded = Path(__file__).resolve().parents[1] / "data" / "listUserFields-recorded-2011.xml"
+    process = subprocess.Popen(
+        [EXE, "--port", "0", "--fields-listing", str(recorded)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        answer = requests.post(
+            url,
+            data={**CREDENTIALS, "v": "1.0", "method": "listUserFields", "response_format": "json"},
+            timeout=10,
+        ).json()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    fields = answer["listConsFieldsResponse"]["field"]
+    assert len(fields) == 49
+    assert all({"group", "choices", "subGroup"}.isdisjoint(field) for field in fields)
+    by_name = {f["name"]: f for f in fields}
+    assert by_name["gender"] == {
+        "name": "gender",
+        "label": "Gender",
+        "valueType": "TEXT",
+        "maxChars": "20",
+        "required": "false",
+        "isUserModifiable": "true",
+    }
+    assert by_name["user_name"]["required"] == "true"

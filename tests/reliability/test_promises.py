@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from target_convio.emulator import Emulator, Faults
+from target_convio.emulator import Emulator, Faults, Site
 from tests.conftest import site_with
 from tests.hostile import Canned, HostileServer
 from tests.target.conftest import DONOR_MAP, EXE, cli, donor, record, schema, singer_lines, state
@@ -318,3 +318,53 @@ def test_stdout_closed_early_loses_no_row(emulator, config_for, tmp_path) -> Non
     assert "stdout was closed" in errors[0]
     assert "Traceback" not in stderr
     assert "BrokenPipeError" not in stderr
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "a b@c.org", "@x.org", "a@@b.org"])
+def test_an_impossible_email_is_invalid_without_a_call(
+    emulator, config_for, run_target, email: str
+) -> None:
+    run = run_target(config_for(emulator), [schema(), donor(1, email=email), donor(2)])
+    assert run.returncode == 0, run.stderr
+    assert next((r["outcome"], r["errors"][:1]) for r in run.rows) == (
+        "invalid",
+        [
+            {
+                "field": "email.primary_address",
+                "code": "invalid",
+                "message": f"'{email}' is not an email address",
+            }
+        ],
+    )
+    assert run.rows[1]["outcome"] == "created"
+    assert emulator.calls["createOrUpdate"] == 1
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "listUserFields-recorded-2011.xml"
+
+
+@pytest.mark.parametrize("response_format", ["xml", "json"])
+def test_a_real_sites_field_listing_works(config_for, run_target, response_format: str) -> None:
+    site = Site.default().with_listing(RECORDED)
+    with Emulator(site) as emulator:
+        config = config_for(emulator, sync_mode="create_only", response_format=response_format)
+        messages = [
+            schema(),
+            donor(1),
+            donor(2, user_name="ada_l"),
+            donor(3, user_name="bad name!"),
+        ]
+        messages.append(donor(4, gender="anything"))  # TEXT(20) on this site, not a choice
+        run = run_target(config, messages)
+        stored = len(emulator.constituents())
+    assert run.returncode == 0, run.stderr
+    outcomes = [(r["outcome"], r["code"]) for r in run.rows]
+    assert outcomes == [("created", None), ("created", None), ("rejected", "22"), ("created", None)]
+    assert run.rows[2]["errors"][0]["field"] == "user_name"
+    assert run.rows[2]["message"].startswith(
+        'One or more attributes failed validation: "User Name" Invalid characters in User Name'
+    )
+    assert stored == 3
+    warnings = [line for line in run.stderr.splitlines() if "sign-up form" in line]
+    assert len(warnings) == 1
+    assert "user_name and user_password" in warnings[0]

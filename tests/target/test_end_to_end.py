@@ -43,7 +43,8 @@ MIXED = [
     ),
     ({"cons_id": "999999", "email": None}, "rejected", "16", ("global_error", "not_found")),
     ({"last_name": None}, "rejected", "10", ("global_error", "required")),
-    ({"email": "not-an-email"}, "rejected", "22", ("global_error", "invalid")),
+    ({"user_name": "no spaces!"}, "rejected", "22", ("user_name", "invalid")),
+    ({"email": "not-an-email"}, "invalid", None, ("email.primary_address", "invalid")),
     ({"first_name": "Bell\x07"}, "rejected", "35", ("global_error", "invalid")),
     ({"gender": "robot"}, "invalid", None, ("gender", "invalid")),
     ({"first_name": "x" * 51}, "invalid", None, ("name.first", "max_length")),
@@ -85,13 +86,13 @@ def test_mixed_stream_every_outcome_and_code(
         "created": 1,
         "updated": 2,
         "unchanged": 0,
-        "invalid": 4,
+        "invalid": 5,
         "rejected": 8,
         "failed": 0,
         "skipped": 0,
         "by_code": {"10": 1, "12": 1, "13": 1, "15": 1, "16": 1, "22": 1, "35": 1, "8": 1},
     }
-    # Records refused before sending cost no call: 11 calls for 15 records.
+    # Records refused before sending cost no call: 11 calls for 16 records.
     assert emulator.calls == {"listUserFields": 1, "createOrUpdate": 11}
     stored = {r["cons_id"]: r for r in emulator.constituents()}
     assert stored[rows[0]["cons_id"]]["fields"]["primary_address.city"] == "Austin"

@@ -80,7 +80,9 @@ def test_catalogue_from_the_emulators_listing() -> None:
         {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in f.items()} for f in listing
     ]
     catalogue = Catalogue.from_listing(listing)
-    assert catalogue.get("name.first") == FieldSpec("name.first", "TEXT", 50, True, ())
+    assert catalogue.get("name.first") == FieldSpec(
+        "name.first", "TEXT", 50, True, (), "First Name"
+    )
     assert catalogue.get("gender").choices == ("UNDEFINED", "MALE", "FEMALE")
     assert catalogue.get("birth_date").choices == ()  # years are not a constraint
     assert catalogue.required == ["name.first", "name.last"]

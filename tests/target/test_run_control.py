@@ -69,7 +69,7 @@ def test_fatal_answer_before_any_checkpoint_writes_no_state(
 
 
 def test_the_failure_breaker_stops_a_failing_run(emulator, config_for, run_target) -> None:
-    messages = [schema()] + [donor(i, email=f"bad-{i}") for i in range(1, 201)]
+    messages = [schema()] + [donor(i, user_name=f"bad name {i}") for i in range(1, 201)]
     run = run_target(config_for(emulator, max_failure_rate=0.5, max_concurrency=2), messages)
     assert run.returncode == 1
     assert len(run.errors) == 1
@@ -80,7 +80,7 @@ def test_the_failure_breaker_stops_a_failing_run(emulator, config_for, run_targe
 
 
 def test_max_failure_rate_one_never_stops(emulator, config_for, run_target) -> None:
-    messages = [schema()] + [donor(i, email=f"bad-{i}") for i in range(1, 41)]
+    messages = [schema()] + [donor(i, user_name=f"bad name {i}") for i in range(1, 41)]
     run = run_target(config_for(emulator, max_failure_rate=1.0), messages)
     assert run.returncode == 0, run.stderr
     assert [r["code"] for r in run.rows] == ["22"] * 40

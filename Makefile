@@ -42,6 +42,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/client_cpu.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/cpu_memory.py
+	$(BIN)/python bench/checkpoint_size.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache

@@ -10,10 +10,14 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from singer_sdk.target_base import Target
 
 from target_convio.checkpoints import Pending
+from target_convio.fields import EMAIL_FIELD, LOCATORS
 from target_convio.mapping import Mapper, key_problems
 from target_convio.rows import RecordRef, invalid_row, skipped_row
 from target_convio.services import HasServices
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
+
+
+LOCATING_FIELDS = frozenset({*LOCATORS, EMAIL_FIELD})
 
 
 class ConstituentSink(RecordSink):
@@ -53,7 +57,9 @@ class ConstituentSink(RecordSink):
         problems = record.pop(SCHEMA_ERRORS, []) + key_problems(key)
         mapped = self.mapper.map(record)
         errors = problems + mapped.errors
-        errors += settings.sync_mode.checks(mapped.params, services.catalogue)
+        if not any(error.field in LOCATING_FIELDS for error in mapped.errors):
+            # else "no match key" would only repeat why the locator was refused
+            errors += settings.sync_mode.checks(mapped.params, services.catalogue)
         pending = Pending(ref, settings.sync_mode, catalogue=services.catalogue)
         if errors:
             pending.row = invalid_row(ref, errors)

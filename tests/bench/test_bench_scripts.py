@@ -44,3 +44,9 @@ def test_cpu_memory_benchmark_runs() -> None:
     assert "| on |" in output
     assert "| 400 |" in output
     assert "| difference: writing results |" in output
+
+
+def test_checkpoint_size_benchmark_runs() -> None:
+    output = run("checkpoint_size.py", "--records", "30")
+    assert "| 1 |" in output
+    assert "| ratio 1 / 500 |" in output

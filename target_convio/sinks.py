@@ -16,7 +16,6 @@ from target_convio.rows import RecordRef, invalid_row, skipped_row
 from target_convio.services import HasServices
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
-
 LOCATING_FIELDS = frozenset({*LOCATORS, EMAIL_FIELD})
 
 

@@ -108,7 +108,7 @@ def test_a_results_file_torn_by_kill_9_is_repaired_before_appending(
     config = config_for(emulator, dry_run=True, batch_size_rows=50_000)
     (tmp_path / "config.json").write_text(json.dumps(config))
     results = Path(config["results_path"])
-    stdin = "".join(json.dumps(m) + "\n" for m in [schema(), *(donor(i) for i in range(40_000))])
+    stdin = singer_lines([schema(), *(donor(i) for i in range(40_000))])
     for _ in range(10):  # kill -9 while the checkpoint's rows are being appended
         results.unlink(missing_ok=True)
         process = subprocess.Popen(

@@ -120,4 +120,10 @@ def run_target(config: dict, input_path: Path) -> Measured:
 
 
 def target_config(url: str, **overrides: object) -> dict:
-    return {"api_url": url, **CREDENTIALS, "field_map": FIELD_MAP, **overrides}
+    return {
+        "api_url": url,
+        **CREDENTIALS,
+        "field_map": FIELD_MAP,
+        "ledger_url": "none",
+        **overrides,
+    }

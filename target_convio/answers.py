@@ -29,6 +29,7 @@ class Reply:
     http_status: int | None = None
     attempts: int = 1
     maybe_written: bool = False  # transient, yet the server may have carried the call out
+    without_cons_id: bool = False  # sent again without a remembered cons_id Convio lacks
 
     @property
     def ok(self) -> bool:

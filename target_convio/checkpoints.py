@@ -22,7 +22,7 @@ from target_convio.answers import Reply
 from target_convio.commit import CommitStep, Settled
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
-from target_convio.rows import RecordRef, ResultRow, reply_row
+from target_convio.rows import LedgerNote, RecordRef, ResultRow, reply_row
 from target_convio.summary import Summary
 
 # Sealed checkpoints waiting for their calls; the reader waits when this many are.
@@ -41,13 +41,14 @@ class Pending:
     row: ResultRow | None = None
     call: Future[Reply | None] | None = None
     catalogue: Catalogue | None = None  # names the field of a refusal
+    note: LedgerNote | None = None  # what the ledger keeps once the call settles
 
     def settle(self) -> ResultRow | None:
         """Its row, once its call is done; None if the call never ran (the run is stopping)."""
         if self.row is None and self.call is not None:
             reply = self.call.result()
             if reply is not None:
-                self.row = reply_row(self.record, self.mode, reply, self.catalogue)
+                self.row = reply_row(self.record, self.mode, reply, self.catalogue, self.note)
         return self.row
 
 
@@ -118,6 +119,13 @@ class Checkpointer:
         self._put(checkpoint)
         self._open = Checkpoint(checkpoint.number + 1)
 
+    def wait_until_committed(self) -> None:
+        """Seal what is open and wait until every sealed checkpoint is committed."""
+        self.seal()
+        while self._queue.unfinished_tasks and not self.stopped:
+            time.sleep(POLL_SECONDS / 10)
+            self._poll()
+
     def finish(self) -> None:
         """Wait until every sealed checkpoint is committed (or dropped by a stop)."""
         if self._thread.is_alive():
@@ -145,11 +153,12 @@ class Checkpointer:
         try:
             while (checkpoint := self._queue.get()) is not None:
                 self._commit(checkpoint)
+                self._queue.task_done()
         except BaseException as exc:  # handed to the reader thread, which reports it
             self.error = exc
             self.stopped = True
             while self._queue.get() is not None:  # unblock a reader waiting to seal
-                pass
+                self._queue.task_done()
 
     def _commit(self, checkpoint: Checkpoint) -> None:
         settled = [row for pending in checkpoint.records if (row := pending.settle()) is not None]

@@ -1,7 +1,7 @@
 """A checkpoint's commit: ordered steps, each with one job, the STATE line always last.
 
-The checkpointer runs the steps in the order it is given: the results file, then (with the
-sync ledger) the ledger, then the STATE line. A new kind of commit is a new step class.
+The checkpointer runs the steps in the order it is given: the results file, then the sync
+ledger, then the STATE line. A new kind of commit is a new step class.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any, Protocol, TextIO
 
 from singer_sdk.singerlib.json import serialize_json
 
+from target_convio.ledger import ACCEPTED, FAILED, REJECTED, Change, Ledger
+from target_convio.outcomes import Outcome
 from target_convio.rows import ResultRow
 from target_convio.summary import Summary
 
@@ -104,6 +106,53 @@ class AppendResults:
 
     def close(self) -> None:
         self._file.close()
+
+
+class RecordInLedger:
+    """Keeps in the sync ledger what Convio did with the checkpoint's sent records."""
+
+    complete_only = False  # what was sent and settled is kept, even in a stopped checkpoint
+
+    def __init__(self, ledger: Ledger, run_id: str) -> None:
+        self._ledger = ledger
+        self._run_id = run_id
+
+    def commit(self, checkpoint: Settled) -> None:
+        changes = [change for row in checkpoint.rows if (change := ledger_change(row))]
+        self._ledger.commit(changes, self._run_id)
+
+    def close(self) -> None:
+        self._ledger.close()
+
+
+def ledger_change(row: ResultRow) -> Change | None:
+    """What the ledger keeps of a row; None for a record the ledger did not send."""
+    note = row.ledger
+    if note is None:
+        return None
+    stream = row.record.stream
+    if row.outcome in (Outcome.CREATED, Outcome.UPDATED):
+        return Change(stream, note.identity, note.fingerprint, ACCEPTED, row.cons_id, False)
+    keep = not note.dropped_cons_id
+    if row.outcome is Outcome.REJECTED:
+        return Change(
+            stream, note.identity, note.fingerprint, REJECTED, None, keep, row.code, row.message
+        )
+    if row.outcome is Outcome.FAILED:
+        replay = {"params": note.params, "key": note.key} if row.attempts else None
+        return Change(
+            stream,
+            note.identity,
+            note.fingerprint,
+            FAILED,
+            None,
+            keep,
+            row.code,
+            row.message,
+            replay=replay,
+            replayed=note.replayed,
+        )
+    return None
 
 
 class PrintState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from target_convio.answers import Reply, transient
@@ -35,11 +36,15 @@ class Dispatcher:
         self._latest: dict[MatchKey, Future[Reply | None]] = {}
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
 
-    def submit(self, method: str, params: dict[str, Any]) -> Future[Reply | None]:
+    def submit(
+        self, method: str, params: dict[str, Any], without_cons_id: dict[str, Any] | None = None
+    ) -> Future[Reply | None]:
+        """Send a call. `without_cons_id`: what to send instead if Convio answers 16 to the
+        cons_id the ledger supplied (the record was deleted or merged in Luminate)."""
         keys = match_keys(params)
         with self._lock:
             earlier = {self._latest[key] for key in keys if key in self._latest}
-            future = self._executor.submit(self._call, method, params, earlier)
+            future = self._executor.submit(self._call, method, params, earlier, without_cons_id)
             self._latest.update(dict.fromkeys(keys, future))
         future.add_done_callback(lambda done: self._forget(keys, done))
         return future
@@ -51,7 +56,11 @@ class Dispatcher:
                     del self._latest[key]
 
     def _call(
-        self, method: str, params: dict[str, Any], earlier: set[Future[Reply | None]]
+        self,
+        method: str,
+        params: dict[str, Any],
+        earlier: set[Future[Reply | None]],
+        without_cons_id: dict[str, Any] | None,
     ) -> Reply | None:
         # Earlier calls were queued first, so they have started: waiting cannot deadlock.
         wait(earlier)
@@ -59,6 +68,10 @@ class Dispatcher:
             return None
         try:
             reply = self.client.call(method, params)
+            if reply.code == "16" and without_cons_id is not None and not self.stop_reason:
+                again = self.client.call(method, without_cons_id)
+                attempts = reply.attempts + again.attempts
+                reply = replace(again, attempts=attempts, without_cons_id=True)
         except Exception as exc:  # a bug must cost one record a row, not the run its results
             log.warning("%s: internal error (%s); the record fails", method, type(exc).__name__)
             log.debug("Details of the internal error", exc_info=True)

@@ -47,6 +47,7 @@ class InputReader(SingerReader):
         self.counts: Counter[str] = Counter()  # messages read, by type
         self._streams: set[str] = set()  # streams whose SCHEMA has been read
         self.should_stop: Callable[[], bool] = lambda: False
+        self.on_idle: Callable[[], object] = lambda: None  # called while no input arrives
         self.stopped_early = False  # should_stop said so before the input ended
         self.error: Exception | None = None  # the input the run could not go past
 
@@ -64,6 +65,7 @@ class InputReader(SingerReader):
         return self.counts
 
     def _wait(self) -> None:
+        self.on_idle()
         if self.should_stop():
             raise _Stopped
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from target_convio.answers import Reply
@@ -13,6 +13,10 @@ from target_convio.codes import GLOBAL, Kind, lookup
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.outcomes import FieldError, Outcome
+
+WITHOUT_CONS_ID = (
+    "Convio no longer has the cons_id the ledger kept (deleted or merged); sent without it:"
+)
 
 
 def now() -> str:
@@ -35,6 +39,19 @@ class RecordRef:
 
 
 @dataclass(frozen=True)
+class LedgerNote:
+    """What the sync ledger keeps of a sent record once it settles (not written in a row)."""
+
+    identity: str
+    fingerprint: str
+    params: dict[str, str]  # as sent, less a cons_id the ledger supplied: kept for a replay
+    key: dict[str, Any] | None  # kept with them, so a replay's row names its record
+    supplied_cons_id: bool = False
+    dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
 class ResultRow:
     """One record's result."""
 
@@ -46,6 +63,7 @@ class ResultRow:
     errors: tuple[FieldError, ...] = ()
     attempts: int = 0
     at: str = field(default_factory=now)
+    ledger: LedgerNote | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as written to the results file and STATE, in the contract's order.
@@ -92,21 +110,59 @@ def skipped_row(record: RecordRef, reason: str) -> ResultRow:
     return ResultRow(record, Outcome.SKIPPED, message=reason)
 
 
+def unchanged_row(record: RecordRef, cons_id: str | None, since: dt.datetime | None) -> ResultRow:
+    """Convio already accepted exactly these values for this key: no call."""
+    when = f" on {since:%Y-%m-%d}" if since else ""
+    return ResultRow(
+        record,
+        Outcome.UNCHANGED,
+        cons_id=cons_id,
+        message=f"not sent: Convio accepted these values{when}",
+    )
+
+
+def rejected_before_row(record: RecordRef, code: str | None, message: str | None) -> ResultRow:
+    """Convio refused exactly these values before; they are not resent (resend_rejected)."""
+    info = lookup(code)
+    text = f"not sent again: Convio refused these values before: {message or ''}".rstrip(": ")
+    error = FieldError(info.field, info.error or "unknown_error", message or "")
+    return ResultRow(record, Outcome.REJECTED, code=code, message=text, errors=(error,))
+
+
+def given_up_row(record: RecordRef, runs: int) -> ResultRow:
+    """A queued record that failed in `runs` runs: its last row, it is not retried again."""
+    return ResultRow(
+        record,
+        Outcome.FAILED,
+        message=f"failed in {runs} earlier runs; not retried again (max_replays)",
+        errors=(FieldError(GLOBAL, "unknown_error", "gave up after max_replays runs"),),
+    )
+
+
 def reply_row(
-    record: RecordRef, mode: SyncMode, reply: Reply, catalogue: Catalogue | None = None
+    record: RecordRef,
+    mode: SyncMode,
+    reply: Reply,
+    catalogue: Catalogue | None = None,
+    note: LedgerNote | None = None,
 ) -> ResultRow:
     """A record whose call settled: accepted, refused, or out of retries.
 
     A refusal's field is the code's own (codes.py), else the field its message names.
     """
+    if note is not None and reply.without_cons_id:
+        note = replace(note, dropped_cons_id=True)
     if reply.kind is Kind.OK:
         message = str((reply.body or {}).get("message") or "")
+        if reply.without_cons_id:
+            message = f"{WITHOUT_CONS_ID} {message}"
         return ResultRow(
             record,
             mode.accepted(message),
             cons_id=reply.cons_id,
             message=message,
             attempts=reply.attempts,
+            ledger=note,
         )
     if reply.kind is Kind.RECORD:
         info = lookup(reply.code)
@@ -118,11 +174,13 @@ def reply_row(
     else:
         outcome = Outcome.FAILED
         error = FieldError(GLOBAL, "unknown_error", reply.message)
+    message = f"{WITHOUT_CONS_ID} {reply.message}" if reply.without_cons_id else reply.message
     return ResultRow(
         record,
         outcome,
         code=reply.code,
-        message=reply.message,
+        message=message,
         errors=(error,),
         attempts=reply.attempts,
+        ledger=note,
     )

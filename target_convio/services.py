@@ -12,11 +12,13 @@ from typing import Protocol, runtime_checkable
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import Checkpointer
 from target_convio.client import ConvioClient
-from target_convio.commit import AppendResults, CommitStep, PrintState
+from target_convio.commit import AppendResults, CommitStep, PrintState, RecordInLedger
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
+from target_convio.ledger import Ledger
 from target_convio.rows import new_run_id
 from target_convio.settings import Settings
+from target_convio.sync import Gate
 from target_convio.transport import Transport
 
 
@@ -30,6 +32,7 @@ class Services:
     dispatcher: Dispatcher
     checkpointer: Checkpointer
     state_lines: PrintState
+    gate: Gate
     _catalogue: Catalogue | None = None
     _catalogue_lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: Counter[str] = field(default_factory=Counter)
@@ -75,12 +78,15 @@ def open_services(
     logger: logging.Logger,
     transport: Transport | None = None,
 ) -> Services:
-    """Everything a run needs that the network is not asked for (OSError: results_path)."""
+    """Everything a run needs but the site's fields (OSError: results_path; LedgerError)."""
+    run_id = new_run_id()
     steps: list[CommitStep] = []
-    if settings.results_path:
-        steps.append(
-            AppendResults(settings.results_path, logger)
-        )  # first: an unwritable path stops now
+    if settings.results_path:  # opened first: an unwritable path stops the run now
+        steps.append(AppendResults(settings.results_path, logger))
+    ledger = None
+    if settings.ledger_url and not settings.dry_run:
+        ledger = Ledger.open(settings.ledger_url, settings.client.api_url)
+        steps.append(RecordInLedger(ledger, run_id))
     state_lines = PrintState(settings.results_in_state)
     steps.append(state_lines)
     client = ConvioClient(settings.client, transport)
@@ -94,4 +100,5 @@ def open_services(
         poll=poll,
         logger=logger,
     )
-    return Services(settings, new_run_id(), client, dispatcher, checkpointer, state_lines)
+    gate = Gate(ledger, settings.sync, dispatcher, checkpointer, run_id)
+    return Services(settings, run_id, client, dispatcher, checkpointer, state_lines, gate)

@@ -8,11 +8,15 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 from singer_sdk import typing as th
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from target_convio.client import ClientSettings, ConfigError, check_settings
 from target_convio.modes import SyncMode
+from target_convio.sync import SyncSettings
 
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_LEDGER_URL = "sqlite:///.target-convio/ledger.sqlite"
 MAX_CONCURRENCY = 256
 MAX_TIMEOUT_SECONDS = 3600
 MAX_RETRIES = 20
@@ -129,6 +133,38 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=False,
         description="Map and check every record, call no write method",
     ),
+    th.Property(
+        "ledger_url",
+        th.StringType,
+        default=DEFAULT_LEDGER_URL,
+        secret=True,
+        description="The sync ledger: sqlite:///path (relative to the working directory), "
+        "postgresql://user:password@host/db, or none",
+    ),
+    th.Property(
+        "full_sync",
+        th.BooleanType,
+        default=False,
+        description="Send every record even when the ledger says it is unchanged",
+    ),
+    th.Property(
+        "resend_after_days",
+        th.NumberType(minimum=0),
+        default=0,
+        description="Also send an unchanged record Convio last confirmed longer ago; 0 never",
+    ),
+    th.Property(
+        "resend_rejected",
+        th.BooleanType,
+        default=False,
+        description="Send a record Convio rejected before even when it has not changed",
+    ),
+    th.Property(
+        "max_replays",
+        th.IntegerType(minimum=0, maximum=1000),
+        default=5,
+        description="How many later runs re-send a record that ended failed",
+    ),
 ).to_dict()
 # The SDK later merges its own settings into CONFIG_SCHEMA, in place; these are ours.
 SETTING_NAMES = tuple(CONFIG_SCHEMA["properties"])
@@ -140,13 +176,18 @@ class Settings:
 
     client: ClientSettings
     field_map: dict[str, str]
-    sync_mode: SyncMode
     batch_size: int
     results_path: str | None
     results_in_state: str
     max_failure_rate: float
     extra_params: dict[str, str]
     dry_run: bool
+    ledger_url: str | None
+    sync: SyncSettings
+
+    @property
+    def sync_mode(self) -> SyncMode:
+        return self.sync.mode
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -166,13 +207,20 @@ class Settings:
         return cls(
             client=client,
             field_map=dict(get("field_map", {})),
-            sync_mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
             batch_size=int(get("batch_size_rows", DEFAULT_BATCH_SIZE)),
             results_path=get("results_path"),
             results_in_state=get("results_in_state", "records"),
             max_failure_rate=float(get("max_failure_rate", 0.5)),
             extra_params=_extra_params(config),
             dry_run=bool(get("dry_run", False)),
+            ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
+            sync=SyncSettings(
+                mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
+                full_sync=bool(get("full_sync", False)),
+                resend_after_days=float(get("resend_after_days", 0)),
+                resend_rejected=bool(get("resend_rejected", False)),
+                max_replays=int(get("max_replays", 5)),
+            ),
         )
 
 
@@ -242,6 +290,19 @@ _TYPE_WORDS = {
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _ledger_url(value: str) -> str | None:
+    """None for `none`; ConfigError for a URL that names no database this target can use."""
+    if value.strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        backend = ""
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError("ledger_url must be sqlite:///path, postgresql://... or none")
+    return value
 
 
 def _extra_params(config: Mapping[str, Any]) -> dict[str, str]:

@@ -9,11 +9,11 @@ from singer_sdk.sinks import RecordSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from singer_sdk.target_base import Target
 
-from target_convio.checkpoints import Pending
 from target_convio.fields import EMAIL_FIELD, LOCATORS
 from target_convio.mapping import Mapper, key_problems
 from target_convio.rows import RecordRef, invalid_row, skipped_row
 from target_convio.services import HasServices
+from target_convio.sync import Candidate, identity_of
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
 LOCATING_FIELDS = frozenset({*LOCATORS, EMAIL_FIELD})
@@ -42,6 +42,7 @@ class ConstituentSink(RecordSink):
         self.mapper = Mapper(
             self.services.catalogue, self.services.settings.field_map, stream_name, self.logger
         )
+        self.services.gate.receive(stream_name, self.services.catalogue)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
@@ -59,13 +60,12 @@ class ConstituentSink(RecordSink):
         if not any(error.field in LOCATING_FIELDS for error in mapped.errors):
             # else "no match key" would only repeat why the locator was refused
             errors += settings.sync_mode.checks(mapped.params, services.catalogue)
-        pending = Pending(ref, settings.sync_mode, catalogue=services.catalogue)
+        candidate = Candidate(ref)
         if errors:
-            pending.row = invalid_row(ref, errors)
+            candidate.row = invalid_row(ref, errors)
         elif settings.dry_run:
-            pending.row = skipped_row(ref, "dry run: not sent")
+            candidate.row = skipped_row(ref, "dry run: not sent")
         else:
-            pending.call = services.dispatcher.submit(
-                settings.sync_mode.method, {**mapped.params, **settings.extra_params}
-            )
-        services.checkpointer.add(pending)
+            candidate.params = {**mapped.params, **settings.extra_params}
+            candidate.identity = identity_of(key, candidate.params)
+        services.gate.add(candidate)

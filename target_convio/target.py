@@ -31,6 +31,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
 
 from target_convio.client import ConfigError, ConvioError
+from target_convio.ledger import LedgerError
 from target_convio.mapping import MappingError
 from target_convio.reader import INPUT_ERRORS, InputReader, shorten
 from target_convio.services import Services, open_services
@@ -72,6 +73,7 @@ class TargetConvio(Target):
         reader = self.message_reader
         if isinstance(reader, InputReader):
             reader.should_stop = self._must_stop
+            reader.on_idle = self._services.gate.flush  # the input paused: decide what it sent
 
     @property
     def services(self) -> Services:
@@ -85,7 +87,11 @@ class TargetConvio(Target):
         reader = self.message_reader
         failure = reader.error if isinstance(reader, InputReader) else None
         services = self.services
+        services.gate.flush()
         stopping = self._must_stop()
+        if not stopping and failure is None:
+            services.gate.replay()
+            stopping = self._must_stop()
         services.checkpointer.seal(final=not stopping and failure is None)
         services.checkpointer.finish()
         services.close()
@@ -145,6 +151,7 @@ class TargetConvio(Target):
             )
             return
         super()._process_state_message(message_dict)
+        self.services.gate.flush()  # the records before this state go to their checkpoints
         self.services.checkpointer.tap_state = self._latest_state
 
     def _handle_max_record_age(self) -> None:
@@ -165,7 +172,7 @@ class RunStopped(Exception):  # noqa: N818 - a stop in order, not a failure of t
 
 def _describe(failure: Exception) -> str:
     """The one line that reports what ended a run."""
-    if isinstance(failure, (ConfigValidationError, ConfigError, MappingError)):
+    if isinstance(failure, (ConfigValidationError, ConfigError, MappingError, LedgerError)):
         return f"Invalid setting: {failure}"
     if isinstance(failure, ConvioError):
         return f"Cannot start: {failure}"

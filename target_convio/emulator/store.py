@@ -110,6 +110,12 @@ class Store:
             self._index(record, add=True)
             return record
 
+    def remove(self, cons_id: str) -> None:
+        """Delete a record, as staff deleting or merging it in Luminate would."""
+        with self.lock:
+            record = self._records.pop(cons_id)
+            self._index(record, add=False)
+
     def restore(self, snapshots: Iterable[dict[str, Any]]) -> None:
         """Add records saved with Constituent.snapshot() (an emulator state file)."""
         for saved in snapshots:

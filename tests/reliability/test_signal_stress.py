@@ -55,6 +55,7 @@ def one_run(run: int, folder: Path) -> Outcome:
             "batch_size_rows": 1,
             "max_concurrency": draw.choice([1, 2, 4]),
             "results_path": str(folder / f"results{run}.jsonl"),
+            "ledger_url": f"sqlite:///{folder / f'ledger{run}.sqlite'}",
         }
         (folder / f"config{run}.json").write_text(json.dumps(config))
         with (folder / f"stderr{run}.txt").open("w+") as err:

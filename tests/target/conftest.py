@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ def singer_lines(messages: list[dict | str]) -> str:
 def cli(
     *args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the target-convio command to the end."""
+    """Run the target-convio command to the end (by default in a fresh folder, where a
+    config without ledger_url keeps its ledger)."""
     return subprocess.run(
         [EXE, *args],
         capture_output=True,
@@ -75,7 +77,7 @@ def cli(
         input=stdin,
         timeout=120,
         env={**os.environ, **(env or {})},
-        cwd=cwd,
+        cwd=cwd or tempfile.mkdtemp(prefix="target-convio-"),
         check=False,
     )
 
@@ -149,6 +151,7 @@ def config_for(tmp_path: Path):
             "login_password": "apipass",
             "field_map": DONOR_MAP,
             "results_path": str(tmp_path / "results.jsonl"),
+            "ledger_url": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
             **overrides,
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import tempfile
 
 from singer_sdk.testing import get_target_test_class
 
@@ -23,6 +24,7 @@ TestTargetConvio = get_target_test_class(
         "field_map": {"id": "member_id", "email": "primary_email"},
         # The suite's records are not constituents: most are refused, which is not the point.
         "max_failure_rate": 1.0,
+        "ledger_url": f"sqlite:///{tempfile.mkdtemp()}/ledger.sqlite",
     },
     parse_env_config=False,  # a developer's .env must not redirect the suite
 )

@@ -1,0 +1,207 @@
+"""The ledger's decision for each record: send it (with a remembered cons_id), or settle it.
+
+Records pass through a `Gate` in input order. With a ledger, the gate holds them until a
+chunk is full (or the input pauses, or a STATE message arrives), looks the chunk up in one
+query, and hands each record on: settled at once (`unchanged`, or `rejected` as before) or
+sent. Without a ledger every record is sent as it comes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from target_convio.checkpoints import Checkpointer, Pending
+from target_convio.dispatch import Dispatcher
+from target_convio.fields import Catalogue
+from target_convio.ledger import ACCEPTED, REJECTED, Entry, Ledger
+from target_convio.modes import SyncMode
+from target_convio.rows import (
+    LedgerNote,
+    RecordRef,
+    ResultRow,
+    given_up_row,
+    rejected_before_row,
+    skipped_row,
+    unchanged_row,
+)
+
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """What the ledger's decisions depend on (README, "The sync ledger")."""
+
+    mode: SyncMode
+    full_sync: bool = False
+    resend_after_days: float = 0
+    resend_rejected: bool = False
+    max_replays: int = 5
+
+
+@dataclass
+class Candidate:
+    """A read record on its way to a decision: its row already, or what to send."""
+
+    record: RecordRef
+    row: ResultRow | None = None
+    params: dict[str, str] | None = None
+    identity: str | None = None
+
+
+def identity_of(key: Mapping[str, Any] | None, params: Mapping[str, str]) -> str | None:
+    """A record's ledger identity: its key properties, else member_id, else its email."""
+    if key:
+        basis: Any = ["key", sorted(key.items())]
+    elif params.get("member_id"):
+        basis = ["member_id", params["member_id"]]
+    elif params.get("primary_email"):
+        basis = ["email", params["primary_email"].strip().casefold()]
+    else:
+        return None
+    return _digest(basis)
+
+
+def fingerprint_of(method: str, params: Mapping[str, str]) -> str:
+    """A hash of a write as it would be sent (credentials are never in `params`)."""
+    return _digest([method, sorted(params.items())])
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Gate:
+    """Where each record is decided, in input order, and handed to its checkpoint."""
+
+    def __init__(
+        self,
+        ledger: Ledger | None,
+        settings: SyncSettings,
+        dispatcher: Dispatcher,
+        checkpointer: Checkpointer,
+        run_id: str,
+    ) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self._dispatcher = dispatcher
+        self._checkpointer = checkpointer
+        self._run_id = run_id
+        self._held: list[Candidate] = []
+        self._catalogue: Catalogue | None = None
+        self.streams: list[str] = []  # streams this run received, in order of arrival
+
+    def receive(self, stream: str, catalogue: Catalogue) -> None:
+        """A stream's SCHEMA arrived: its queued replays are sent at the end of the run."""
+        self._catalogue = catalogue
+        if stream not in self.streams:
+            self.streams.append(stream)
+
+    def add(self, candidate: Candidate) -> None:
+        """A record read; decided at once without a ledger, else with its chunk."""
+        self._held.append(candidate)
+        if self.ledger is None or len(self._held) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Decide every held record: one ledger query per stream, then on to the checkpoint."""
+        held, self._held = self._held, []
+        known: dict[tuple[str, str], Entry] = {}
+        if self.ledger is not None:
+            by_stream: dict[str, list[str]] = {}
+            for candidate in held:
+                if candidate.identity and candidate.row is None:
+                    by_stream.setdefault(candidate.record.stream, []).append(candidate.identity)
+            for stream, identities in by_stream.items():
+                for identity, found in self.ledger.lookup(stream, identities).items():
+                    known[(stream, identity)] = found
+        for candidate in held:
+            entry = known.get((candidate.record.stream, candidate.identity or ""))
+            self._checkpointer.add(self._decide(candidate, entry))
+
+    def replay(self) -> None:
+        """Send again what failed in earlier runs, for the streams this run received."""
+        if self.ledger is None or not self.streams:
+            return
+        self.flush()
+        self._checkpointer.wait_until_committed()  # this run's own results first
+        for stream in self.streams:
+            for queued in self.ledger.replays(stream, self._run_id):
+                record = RecordRef(self._run_id, stream, None, queued.key)
+                if queued.replays >= self.settings.max_replays:
+                    row = given_up_row(record, queued.replays + 1)
+                    note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
+                    pending = Pending(record, self.settings.mode, row=_with(row, note))
+                    self._checkpointer.add(pending)
+                    continue
+                candidate = Candidate(record, params=queued.params, identity=queued.identity)
+                failed = Entry(queued.fingerprint, "failed", queued.cons_id, None, None, None, 0)
+                pending = self._decide(candidate, failed, replayed=True)
+                self._checkpointer.add(pending)
+
+    def _decide(
+        self,
+        candidate: Candidate,
+        entry: Entry | None,
+        *,
+        replayed: bool = False,
+    ) -> Pending:
+        mode = self.settings.mode
+        record = candidate.record
+        catalogue = self._catalogue
+        if candidate.row is not None or candidate.params is None:
+            return Pending(record, mode, row=candidate.row)
+        params = candidate.params
+        if candidate.identity is None:  # not tracked: always sent
+            call = self._dispatcher.submit(mode.method, params)
+            return Pending(record, mode, call=call, catalogue=catalogue)
+        fingerprint = fingerprint_of(mode.method, params)
+        row = self._settled_without_a_call(record, entry, fingerprint, params)
+        if row is not None:
+            return Pending(record, mode, row=row)
+        note = LedgerNote(candidate.identity, fingerprint, params, record.key, replayed=replayed)
+        if entry is not None and entry.cons_id and not params.get("cons_id"):
+            sent = {**params, "cons_id": entry.cons_id}
+            call = self._dispatcher.submit(mode.method, sent, without_cons_id=params)
+            note = replace(note, supplied_cons_id=True)
+        else:
+            call = self._dispatcher.submit(mode.method, params)
+        return Pending(record, mode, call=call, catalogue=catalogue, note=note)
+
+    def _settled_without_a_call(
+        self, record: RecordRef, entry: Entry | None, fingerprint: str, params: dict[str, str]
+    ) -> ResultRow | None:
+        """The row of a record the ledger settles: unchanged, refused before, or known."""
+        if entry is None:
+            return None
+        if entry.fingerprint == fingerprint and not self.settings.full_sync:
+            if entry.state == ACCEPTED and self._fresh(entry):
+                return unchanged_row(record, entry.cons_id, entry.confirmed_at)
+            if entry.state == REJECTED and not self.settings.resend_rejected:
+                return rejected_before_row(record, entry.code, entry.message)
+        if (
+            entry.cons_id
+            and not params.get("cons_id")
+            and self.settings.mode is SyncMode.CREATE_ONLY
+        ):
+            return _with(
+                skipped_row(record, "exists; create_only does not update"), None, entry.cons_id
+            )
+        return None
+
+    def _fresh(self, entry: Entry) -> bool:
+        days = self.settings.resend_after_days
+        if not days or entry.confirmed_at is None:
+            return True
+        return dt.datetime.now(dt.timezone.utc) - entry.confirmed_at < dt.timedelta(days=days)
+
+
+def _with(row: ResultRow, note: LedgerNote | None, cons_id: str | None = None) -> ResultRow:
+    """The row with a ledger note (and a cons_id) attached."""
+    return replace(row, ledger=note, cons_id=cons_id or row.cons_id)

@@ -1,0 +1,191 @@
+"""The sync ledger end to end: unchanged records cost no call, a key keeps its cons_id, failed
+records come back. Every test runs against SQLite and against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from target_convio.emulator import Emulator, Faults
+from tests.target.conftest import DONOR_SCHEMA, donor, record, schema, state
+
+WRITES = ("createOrUpdate", "create", "update")
+
+
+def writes(emulator: Emulator) -> int:
+    return sum(emulator.calls.get(method, 0) for method in WRITES)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return request.getfixturevalue("postgres_ledger_url")
+
+
+@pytest.fixture
+def sync(emulator, config_for, run_target, ledger_url):
+    """Run the target on messages with the ledger; returns (run, write calls it made)."""
+
+    def run(messages: list[dict], **settings):
+        before = writes(emulator)
+        config = config_for(emulator, ledger_url=ledger_url, **settings)
+        outcome = run_target(config, messages)
+        assert outcome.returncode == 0, outcome.stderr
+        return outcome, writes(emulator) - before
+
+    return run
+
+
+def test_an_unchanged_rerun_makes_no_write_call(sync) -> None:
+    messages = [schema(), *(donor(i) for i in range(1, 6)), state({"bookmarks": {"x": 5}})]
+    first, sent = sync(messages)
+    assert sent == 5
+    again, sent = sync(messages)
+    assert sent == 0
+    assert [r["outcome"] for r in again.rows] == ["unchanged"] * 5
+    assert [r["cons_id"] for r in again.rows] == [r["cons_id"] for r in first.rows]
+    assert all(r["attempts"] == 0 and r["message"].startswith("not sent:") for r in again.rows)
+    assert again.states[-1]["target_convio"]["summary"]["unchanged"] == 5
+    assert len({r["run_id"] for r in first.rows + again.rows}) == 2
+
+
+def test_a_changed_email_updates_the_same_constituent(sync, emulator) -> None:
+    first, _ = sync([schema(), donor(1), donor(2)])
+    moved, sent = sync([schema(), donor(1, email="new-address@example.org"), donor(2)])
+    assert sent == 1
+    assert [r["outcome"] for r in moved.rows] == ["updated", "unchanged"]
+    assert moved.rows[0]["cons_id"] == first.rows[0]["cons_id"]
+    emails = sorted(c["fields"]["email.primary_address"] for c in emulator.constituents())
+    assert emails == ["donor2@example.org", "new-address@example.org"]  # no second record
+
+
+def test_a_rejected_record_is_not_resent_until_it_changes(sync) -> None:
+    bad = donor(1, user_name="no spaces allowed")
+    first, _ = sync([schema(), bad])
+    assert (first.rows[0]["outcome"], first.rows[0]["code"]) == ("rejected", "22")
+    again, sent = sync([schema(), bad])
+    assert sent == 0
+    row = again.rows[0]
+    assert (row["outcome"], row["code"], row["attempts"]) == ("rejected", "22", 0)
+    assert row["message"].startswith("not sent again: Convio refused these values before")
+    assert row["errors"][0]["code"] == "invalid"
+    forced, sent = sync([schema(), bad], resend_rejected=True)
+    assert (sent, forced.rows[0]["attempts"]) == (1, 1)
+    fixed, sent = sync([schema(), donor(1, user_name="fine_now")])
+    assert (sent, fixed.rows[0]["outcome"]) == (1, "created")
+
+
+def test_a_cons_id_convio_no_longer_has_is_forgotten_and_the_record_sent_once_more(
+    sync, emulator
+) -> None:
+    first, _ = sync([schema(), donor(1)])
+    emulator.store.remove(first.rows[0]["cons_id"])  # deleted or merged in Luminate
+    again, sent = sync([schema(), donor(1, city="Austin")])
+    row = again.rows[0]
+    assert sent == 2  # with the remembered cons_id (16), then without it
+    assert row["outcome"] == "created"
+    assert row["cons_id"] != first.rows[0]["cons_id"]
+    assert "Convio no longer has the cons_id the ledger kept" in row["message"]
+    after, sent = sync([schema(), donor(1, city="Boston")])
+    assert (sent, after.rows[0]["cons_id"]) == (1, row["cons_id"])  # the new one is kept
+
+
+def summed(rows: list[dict]) -> list[tuple]:
+    """(seq, key, outcome) of each row: the input's in order, then replays (queue order) by key."""
+    replays = sorted((r for r in rows if r["seq"] is None), key=lambda r: r["key"]["id"])
+    ordered = [r for r in rows if r["seq"] is not None] + replays
+    assert rows[: len(rows) - len(replays)] == ordered[: len(rows) - len(replays)]
+    return [(r["seq"], r["key"], r["outcome"]) for r in ordered]
+
+
+def test_failed_records_come_back_until_max_replays(sync, emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0, methods=frozenset({"createOrUpdate"}))
+    failed, _ = sync([schema(), donor(1), donor(2)], max_retries=0)
+    assert [r["outcome"] for r in failed.rows] == ["failed", "failed"]
+    # Still down: the next run's input lacks donor 1, which is replayed (seq null) and fails.
+    down, _ = sync([schema(), donor(3)], max_retries=0, max_replays=2)
+    assert summed(down.rows) == [
+        (1, {"id": 3}, "failed"),
+        (None, {"id": 1}, "failed"),
+        (None, {"id": 2}, "failed"),
+    ]
+    emulator.faults = Faults()
+    # Back up: donor 2 is in the input (the new record wins), 1 and 3 come from the queue.
+    back, sent = sync([schema(), donor(2, city="Austin")], max_replays=2)
+    assert summed(back.rows) == [
+        (1, {"id": 2}, "created"),
+        (None, {"id": 1}, "created"),
+        (None, {"id": 3}, "created"),
+    ]
+    assert sent == 3
+    quiet, sent = sync([schema()])
+    assert (quiet.rows, sent) == ([], 0)  # the queue is empty
+
+
+def test_a_record_failing_max_replays_times_gets_a_last_row(sync, emulator) -> None:
+    emulator.faults = Faults(error_rate=1.0, methods=frozenset({"createOrUpdate"}))
+    sync([schema(), donor(1)], max_retries=0)
+    for _ in range(2):
+        sync([schema()], max_retries=0, max_replays=2)
+    last, sent = sync([schema()], max_retries=0, max_replays=2)
+    assert sent == 0
+    (row,) = last.rows
+    assert (row["seq"], row["outcome"], row["attempts"]) == (None, "failed", 0)
+    assert "not retried again (max_replays)" in row["message"]
+    after, _ = sync([schema()], max_retries=0, max_replays=2)
+    assert after.rows == []
+
+
+def test_full_sync_and_resend_after_days_send_unchanged_records(sync, emulator, ledger_url) -> None:
+    messages = [schema(), donor(1), donor(2)]
+    sync(messages)
+    full, sent = sync(messages, full_sync=True)
+    assert (sent, [r["outcome"] for r in full.rows]) == (2, ["updated", "updated"])
+    _, sent = sync(messages, resend_after_days=1)
+    assert sent == 0
+    engine = sa.create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE target_convio_ledger SET confirmed_at = :then"),
+            {"then": dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)},
+        )
+    engine.dispose()
+    stale, sent = sync(messages, resend_after_days=2)
+    assert (sent, [r["outcome"] for r in stale.rows]) == (2, ["updated", "updated"])
+
+
+def test_create_only_skips_a_key_the_ledger_knows(sync) -> None:
+    first, _ = sync([schema(), donor(1)], sync_mode="create_only")
+    again, sent = sync([schema(), donor(1, city="Austin")], sync_mode="create_only")
+    assert sent == 0
+    row = again.rows[0]
+    assert (row["outcome"], row["cons_id"]) == ("skipped", first.rows[0]["cons_id"])
+    assert row["message"] == "exists; create_only does not update"
+
+
+def test_streams_without_key_properties_are_tracked_by_member_id_or_email(sync) -> None:
+    keyless = schema(stream="members", properties=DONOR_SCHEMA["properties"], keys=[])
+    people = [
+        record({"email": "a@example.org", "first_name": "A", "last_name": "L"}, "members"),
+        record(
+            {"member_id": "M2", "first_name": "B", "last_name": "L", "email": "b@x.org"}, "members"
+        ),
+        record({"member_id": "M3", "first_name": "C", "last_name": "L"}, "members"),
+    ]
+    first, _ = sync([keyless, *people])
+    assert [r["outcome"] for r in first.rows] == ["created", "created", "rejected"]  # 10
+    again, sent = sync([keyless, *people])
+    assert sent == 0
+    assert Counter(r["outcome"] for r in again.rows) == {"unchanged": 2, "rejected": 1}
+
+
+def test_the_ledger_can_be_turned_off(emulator, config_for, run_target, tmp_path) -> None:
+    config = config_for(emulator, ledger_url="none")
+    run_target(config, [schema(), donor(1)])
+    again = run_target(config, [schema(), donor(1)])
+    assert again.rows[0]["outcome"] == "updated"
+    assert not list(tmp_path.glob("*.sqlite"))

@@ -289,6 +289,36 @@ class Ledger:
             )
             return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
+    def queue(self, stream: str | None = None) -> list[dict[str, Any]]:
+        """The replay queue of every site (or of one stream), oldest first."""
+        condition = sa.and_(entries.c.state == FAILED, entries.c.replay_params.is_not(None))
+        if stream is not None:
+            condition = sa.and_(condition, entries.c.stream == stream)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    entries.c.site,
+                    entries.c.stream,
+                    entries.c.replay_params,
+                    entries.c.replays,
+                    entries.c.message,
+                    entries.c.updated_at,
+                )
+                .where(condition)
+                .order_by(entries.c.updated_at, entries.c.identity)
+            )
+            return [
+                {
+                    "site": row.site,
+                    "stream": row.stream,
+                    "key": json.loads(row.replay_params).get("key"),
+                    "replays": row.replays,
+                    "message": row.message,
+                    "since": _aware(row.updated_at),
+                }
+                for row in rows
+            ]
+
     def forget(self, stream: str, site: str | None = None) -> int:
         """Remove a stream's entries (of one site, or all); its next run sends everything."""
         condition = entries.c.stream == stream

@@ -13,6 +13,7 @@ PACKAGE = ROOT / "target_convio"
 # The layers of the README's "Layout": a module imports only modules listed after it, so
 # data flows one way (wiring, then a record's path, then the vocabulary every step shares).
 LAYERS = [
+    "ledger_cli",
     "target",
     "sinks",
     "services",

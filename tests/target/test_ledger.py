@@ -4,7 +4,11 @@ records come back. Every test runs against SQLite and against a real PostgreSQL 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -189,3 +193,54 @@ def test_the_ledger_can_be_turned_off(emulator, config_for, run_target, tmp_path
     again = run_target(config, [schema(), donor(1)])
     assert again.rows[0]["outcome"] == "updated"
     assert not list(tmp_path.glob("*.sqlite"))
+
+
+LEDGER_EXE = shutil.which("target-convio-ledger") or str(
+    Path(sys.executable).with_name("target-convio-ledger")
+)
+
+
+def ledger_command(url: str, *args: str) -> str:
+    result = subprocess.run(
+        [LEDGER_EXE, "--ledger-url", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_ledger_console_script(sync, emulator, ledger_url) -> None:
+    assert "(the ledger is empty)" in ledger_command(ledger_url, "counts")
+    sync([schema(), donor(1), donor(2)])
+    emulator.faults = Faults(error_rate=1.0, methods=frozenset({"createOrUpdate"}))
+    sync([schema(), donor(3)], max_retries=0)
+    emulator.faults = Faults()
+    counts = ledger_command(ledger_url, "counts").splitlines()
+    site = emulator.api_url
+    assert [line.split() for line in counts[1:]] == [
+        [site, "donors", "accepted", "2"],
+        [site, "donors", "failed", "1"],
+    ]
+    (queued,) = ledger_command(ledger_url, "replays", "--stream", "donors").splitlines()
+    assert queued.startswith('donors  key {"id": 3}  failed in 1 run(s), last ')
+    assert "Unable to process request." in queued
+    assert ledger_command(ledger_url, "forget", "donors") == "forgot 3 records of stream 'donors'\n"
+    again, sent = sync([schema(), donor(1), donor(2)])
+    assert (sent, [r["outcome"] for r in again.rows]) == (2, ["updated", "updated"])
+
+
+def test_the_console_script_names_a_ledger_it_cannot_open(tmp_path) -> None:
+    result = subprocess.run(
+        [LEDGER_EXE, "--ledger-url", "postgresql://nobody:s3cret@127.0.0.1:9/x", "counts"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("target-convio-ledger: ledger_url: cannot open the ledger")
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -119,3 +119,12 @@ def postgres_ledger_url(postgres_server: Any) -> str:
 
 
 _DATABASES = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh, empty ledger: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    url: str = request.getfixturevalue("postgres_ledger_url")
+    return url

@@ -87,11 +87,12 @@ def test_faults_that_outlast_the_retries_are_failed_rows(emulator, config_for, r
 
 
 def test_kill_9_then_rerun_from_the_last_state_loses_and_duplicates_nothing(
-    emulator: Emulator, config_for, tmp_path: Path
+    emulator: Emulator, config_for, tmp_path: Path, ledger_url: str
 ) -> None:
-    """As Meltano would: the tap resumes from the last STATE line the target printed."""
+    """As Meltano would: the tap resumes from the last STATE line the target printed; then
+    the whole input once more, which the ledger knows Convio has: no write call."""
     emulator.faults = Faults(latency_ms=30, methods=WRITES)
-    config = config_for(emulator, batch_size_rows=5, max_concurrency=4)
+    config = config_for(emulator, batch_size_rows=5, max_concurrency=4, ledger_url=ledger_url)
     (tmp_path / "config.json").write_text(json.dumps(config))
 
     def tap(after: int) -> str:
@@ -127,6 +128,19 @@ def test_kill_9_then_rerun_from_the_last_state_loses_and_duplicates_nothing(
     rows = [json.loads(line) for line in Path(config["results_path"]).read_text().splitlines()]
     ids_with_rows = {r["key"]["id"] for r in rows}
     assert ids_with_rows == set(range(1, 61))
+    resumed = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
+    # Settled and committed before the kill: unchanged; in flight then: sent again (updated).
+    assert {r["outcome"] for r in resumed} <= {"created", "updated", "unchanged"}
+
+    calls = emulator.calls["createOrUpdate"]
+    full = subprocess.run(
+        command, input=tap(0), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert full.returncode == 0, full.stderr
+    assert emulator.calls["createOrUpdate"] == calls
+    states = [json.loads(line) for line in full.stdout.splitlines()]
+    assert states[-1]["target_convio"]["summary"]["unchanged"] == 60
+    assert len(one_constituent_per_email(emulator)) == 60
 
 
 @pytest.mark.parametrize(

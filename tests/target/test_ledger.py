@@ -23,13 +23,6 @@ def writes(emulator: Emulator) -> int:
     return sum(emulator.calls.get(method, 0) for method in WRITES)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    return request.getfixturevalue("postgres_ledger_url")
-
-
 @pytest.fixture
 def sync(emulator, config_for, run_target, ledger_url):
     """Run the target on messages with the ledger; returns (run, write calls it made)."""

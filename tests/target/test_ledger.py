@@ -4,6 +4,7 @@ records come back. Every test runs against SQLite and against a real PostgreSQL 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_convio.emulator import Emulator, Faults
-from tests.target.conftest import DONOR_SCHEMA, donor, record, schema, state
+from tests.target.conftest import DONOR_SCHEMA, EXE, donor, record, schema, singer_lines, state
 
 WRITES = ("createOrUpdate", "create", "update")
 
@@ -237,3 +238,63 @@ def test_the_console_script_names_a_ledger_it_cannot_open(tmp_path) -> None:
     assert result.stderr.startswith("target-convio-ledger: ledger_url: cannot open the ledger")
     assert "s3cret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_two_partitions_at_once_share_one_postgresql_ledger(
+    emulator, config_for, postgres_ledger_url, tmp_path
+) -> None:
+    """As a team would run them under an orchestrator: one stream split with stream_maps."""
+    emulator.faults = Faults(latency_ms=5)
+    stdin = singer_lines([schema(), *(donor(i) for i in range(1, 201))])
+
+    def partitions() -> list[list[dict]]:
+        processes = []
+        for part in (0, 1):
+            config = config_for(
+                emulator,
+                ledger_url=postgres_ledger_url,
+                results_path=str(tmp_path / f"results{part}.jsonl"),
+                stream_maps={"donors": {"__filter__": f"id % 2 == {part}"}},
+                batch_size_rows=20,
+            )
+            path = tmp_path / f"config{part}.json"
+            path.write_text(json.dumps(config))
+            processes.append(
+                subprocess.Popen(
+                    [EXE, "--config", str(path)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(stdin)
+            process.stdin.close()
+        for process in processes:
+            stderr = process.stderr.read() if process.stderr else ""
+            assert process.wait(120) == 0, stderr
+            if process.stderr:
+                process.stderr.close()
+        return [
+            [
+                json.loads(line)
+                for line in (tmp_path / f"results{part}.jsonl").read_text().splitlines()
+            ]
+            for part in (0, 1)
+        ]
+
+    first = partitions()
+    assert sorted(r["key"]["id"] for rows in first for r in rows) == list(range(1, 201))
+    assert {r["outcome"] for rows in first for r in rows} == {"created"}
+    emails = Counter(c["fields"]["email.primary_address"] for c in emulator.constituents())
+    assert len(emails) == 200
+    assert set(emails.values()) == {1}
+    counts = ledger_command(postgres_ledger_url, "counts").splitlines()[1:]
+    assert [line.split()[2:] for line in counts] == [["accepted", "200"]]  # no entry lost
+    calls = writes(emulator)
+    second = partitions()
+    assert writes(emulator) == calls
+    assert [len(rows) for rows in second] == [100, 100]
+    assert {r["outcome"] for rows in second for r in rows} == {"unchanged"}

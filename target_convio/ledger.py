@@ -132,6 +132,18 @@ class Ledger:
         return ledger
 
     def _prepare(self) -> None:
+        for attempt in range(3):
+            try:
+                self._create_or_check()
+            except sa.exc.SQLAlchemyError:
+                # Two processes (two partitions) creating a new ledger at once: the one that
+                # lost the race finds the tables on its next look.
+                if attempt == 2:
+                    raise
+            else:
+                return
+
+    def _create_or_check(self) -> None:
         with self.engine.begin() as connection:
             metadata.create_all(connection, checkfirst=True)
             found = connection.execute(

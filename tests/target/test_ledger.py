@@ -250,6 +250,7 @@ def test_two_partitions_at_once_share_one_postgresql_ledger(
     def partitions() -> list[list[dict]]:
         processes = []
         for part in (0, 1):
+            (tmp_path / f"results{part}.jsonl").unlink(missing_ok=True)
             config = config_for(
                 emulator,
                 ledger_url=postgres_ledger_url,

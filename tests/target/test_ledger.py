@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_convio.emulator import Emulator, Faults
-from tests.target.conftest import DONOR_SCHEMA, EXE, donor, record, schema, singer_lines, state
+from tests.target.conftest import DONOR_SCHEMA, EXE, cli, donor, record, schema, singer_lines, state
 
 WRITES = ("createOrUpdate", "create", "update")
 
@@ -299,3 +299,21 @@ def test_two_partitions_at_once_share_one_postgresql_ledger(
     assert writes(emulator) == calls
     assert [len(rows) for rows in second] == [100, 100]
     assert {r["outcome"] for rows in second for r in rows} == {"unchanged"}
+
+
+def test_a_ledger_that_cannot_be_opened_stops_the_run_before_any_call(
+    emulator, config_for, tmp_path
+) -> None:
+    config = config_for(emulator, ledger_url="postgresql://convio:s3cret-pw@127.0.0.1:9/ledger")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = cli(
+        "--config", str(tmp_path / "config.json"), stdin=singer_lines([schema(), donor(1)])
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert "Invalid setting: ledger_url: cannot open the ledger (OperationalError" in errors[0]
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert emulator.calls == {}
+    about = json.loads(cli("--about", "--format", "json").stdout)
+    assert about["settings"]["properties"]["ledger_url"]["secret"] is True

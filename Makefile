@@ -45,4 +45,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/checkpoint_size.py
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano .target-convio output .pytest_cache .ruff_cache

@@ -1,8 +1,8 @@
 """The demo: start the emulator, `meltano run` donors into it, write the results back, report.
 
 Run it with `make demo`, which first makes .venv (this project) and .venv-meltano (Meltano).
-Run it twice: the emulator keeps its records in output/emulator-state.json, so the second run
-updates what the first created.
+Run it twice: the emulator keeps its records in output/emulator-state.json and the target its
+sync ledger in .target-convio/, so the second run finds the donors unchanged and writes nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,16 @@ from target_convio.outcomes import Outcome
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "output"
 RESULTS = OUTPUT / "results.jsonl"
-WRITEBACK = OUTPUT / "convio_results.csv"
+WRITEBACK = OUTPUT / "convio_results.duckdb"
+WRITES = ("createOrUpdate", "create", "update")
+DEMO_PORT = 8766
+# What an analyst asks the writeback table: the last run, by outcome and Convio code.
+SAMPLE_QUERY = """
+select outcome, coalesce(code, '-') as code, count(*) as records
+from main.convio_results
+where run_id = (select max(run_id) from main.convio_results)
+group by all order by outcome, code
+""".strip()
 EMULATOR_STATE = OUTPUT / "emulator-state.json"
 
 
@@ -36,25 +46,53 @@ def meltano(exe: str, *args: str, env: dict[str, str]) -> None:
 
 
 def start_emulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
+    """The emulator on DEMO_PORT, so its URL (which the sync ledger keys sites by) stays the
+    same from run to run; on a free port if that one is taken."""
     exe = Path(sys.executable).with_name("convio-emulator")
-    process = subprocess.Popen(
-        [
-            str(exe),
-            "--port",
-            "0",
-            "--latency-ms",
-            str(latency_ms),
-            "--state-file",
-            str(EMULATOR_STATE),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url:
-        sys.exit("demo: the emulator did not start")
-    return process, url
+    for port in (DEMO_PORT, 0):
+        process = subprocess.Popen(
+            [
+                str(exe),
+                "--port",
+                str(port),
+                "--latency-ms",
+                str(latency_ms),
+                "--state-file",
+                str(EMULATOR_STATE),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if port else None,
+            text=True,
+        )
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if url:
+            return process, url
+        process.wait(10)
+        print(f"demo: port {port} is taken; the next run cannot find this one's ledger entries")
+    sys.exit("demo: the emulator did not start")
+
+
+def write_calls(api_url: str) -> int:
+    """The emulator's count of write calls so far (its read-only inspection route)."""
+    base = api_url.split("/", 3)
+    state = f"{base[0]}//{base[2]}/_emulator/state"  # the emulator on loopback, http
+    with urllib.request.urlopen(state, timeout=10) as answer:  # noqa: S310
+        calls = json.load(answer)["calls"]
+    return sum(calls.get(method, 0) for method in WRITES)
+
+
+def query_table(sql: str) -> str:
+    """The answer of a query to the writeback table, as text."""
+    import duckdb  # noqa: PLC0415 - the demo's query only
+
+    with duckdb.connect(str(WRITEBACK), read_only=True) as connection:
+        relation = connection.sql(sql)
+        rows = relation.fetchall()
+        columns = relation.columns
+    lines = [" ".join(f"{c:>10}" for c in columns)]
+    lines += [" ".join(f"{v!s:>10}" for v in row) for row in rows]
+    return "\n".join(lines)
 
 
 def summary_table(rows: list[dict]) -> str:
@@ -95,6 +133,7 @@ def main() -> None:
     RESULTS.unlink(missing_ok=True)  # this demo reports on one run at a time
     try:
         step("meltano run tap-jsonl target-convio")
+        before = write_calls(url)
         meltano(
             args.meltano,
             "run",
@@ -102,13 +141,13 @@ def main() -> None:
             "target-convio",
             env={**env, "TARGET_CONVIO_API_URL": url},
         )
+        sent = write_calls(url) - before
     finally:
         emulator.terminate()
         emulator.wait(10)
 
-    step("Writing the results back: meltano run tap-convio-results target-csv")
-    WRITEBACK.unlink(missing_ok=True)
-    meltano(args.meltano, "run", "tap-convio-results", "target-csv", "--full-refresh", env=env)
+    step("Writing the results back: meltano run tap-convio-results target-duckdb")
+    meltano(args.meltano, "run", "tap-convio-results", "target-duckdb", "--full-refresh", env=env)
 
     rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]
     step("What happened to each donor")
@@ -116,10 +155,15 @@ def main() -> None:
     problems = [row for row in rows if row["outcome"] in ("invalid", "rejected", "failed")]
     for row in problems[:5]:
         print(f"  donor {row['key']['id']}: {row['outcome']}: {row['message']}")
+    print(f"\nConvio write calls this run: {sent:,}")
+    step(f"The writeback table, asked in SQL ({WRITEBACK.relative_to(ROOT)})")
+    print(SAMPLE_QUERY)
+    print(query_table(SAMPLE_QUERY))
     print(f"\nresults file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor)")
-    print(f"as a table:    {WRITEBACK.relative_to(ROOT)}")
+    print(f"as a table:    {WRITEBACK.relative_to(ROOT)} (DuckDB, every run's rows)")
+    print("sync ledger:   .target-convio/ledger.sqlite (.venv/bin/target-convio-ledger counts)")
     print("Meltano state: .meltano/state (meltano state get dev:tap-jsonl-to-target-convio)")
-    print("Run `make demo` again: the donors already loaded are updated, not created again.")
+    print("Run `make demo` again: the donors already loaded are unchanged, with no write call.")
 
 
 if __name__ == "__main__":

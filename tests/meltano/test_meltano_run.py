@@ -7,7 +7,6 @@ target-convio installed from this checkout.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -108,10 +108,25 @@ def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emu
     assert "Checkpoint 1:" in run.stderr + run.stdout
     assert "apipass" not in run.stderr + run.stdout
 
-    writeback = meltano(project, "run", "tap-convio-results", "target-csv", "--full-refresh")
+    writeback = meltano(project, "run", "tap-convio-results", "target-duckdb", "--full-refresh")
     assert writeback.returncode == 0
-    with (project / "output" / "convio_results.csv").open(newline="") as handle:
-        table = list(csv.DictReader(handle))
-    assert [int(row["seq"]) for row in table] == list(range(1, 61))
-    assert json.loads(table[0]["key"]) == {"id": 1}
-    assert {row["outcome"] for row in table} == outcomes
+    with duckdb.connect(str(project / "output" / "convio_results.duckdb")) as database:
+        table = database.sql(
+            "select seq, key, outcome, run_id from main.convio_results order by seq"
+        ).fetchall()
+    assert [row[0] for row in table] == list(range(1, 61))  # every row, the first included
+    assert json.loads(table[0][1]) == {"id": 1}
+    assert {row[2] for row in table} == outcomes
+    assert {row[3] for row in table} == {results[0]["run_id"]}
+
+    # The same donors again: the sync ledger (in the project's folder) knows them.
+    meltano(project, "run", "tap-jsonl", "target-convio", env=credentials(emulator))
+    rerun = [
+        json.loads(line) for line in (project / "output" / "results.jsonl").read_text().splitlines()
+    ][60:]
+    assert {r["outcome"] for r in rerun} <= {"unchanged", "invalid", "rejected"}
+    assert (
+        sum(r["outcome"] == "unchanged" for r in rerun) == counted["created"] + counted["updated"]
+    )
+    assert all(r["attempts"] == 0 for r in rerun)
+    assert (project / ".target-convio" / "ledger.sqlite").is_file()

@@ -245,49 +245,53 @@ class Ledger:
     # -- writing --------------------------------------------------------------------------
 
     def commit(self, changes: Sequence[Change], run_id: str) -> None:
-        """A checkpoint's changes, in one transaction."""
+        """A checkpoint's changes, in one transaction: one statement per kind of change."""
         if not changes:
             return
         now = dt.datetime.now(dt.timezone.utc)
+        groups: dict[tuple[str, bool, bool], list[dict[str, Any]]] = {}
+        for change in changes:
+            replace_cons_id = change.cons_id is not None or not change.keep_cons_id
+            values: dict[str, Any] = {
+                "site": self.site,
+                "stream": change.stream,
+                "identity": change.identity,
+                "fingerprint": change.fingerprint,
+                "state": change.state,
+                "cons_id": change.cons_id,
+                "code": change.code,
+                "message": change.message,
+                "confirmed_at": now if change.state == ACCEPTED else None,
+                "updated_at": now,
+                "last_run": run_id,
+                "replay_params": (
+                    json.dumps(dict(change.replay), sort_keys=True, default=str)
+                    if change.replay is not None
+                    else None
+                ),
+                "replays": 1 if change.replayed else 0,
+            }
+            kind = (change.state, replace_cons_id, change.replayed)
+            groups.setdefault(kind, []).append(values)
         with self.engine.begin() as connection:
-            for change in changes:
-                values: dict[str, Any] = {
-                    "site": self.site,
-                    "stream": change.stream,
-                    "identity": change.identity,
-                    "fingerprint": change.fingerprint,
-                    "state": change.state,
-                    "code": change.code,
-                    "message": change.message,
-                    "updated_at": now,
-                    "last_run": run_id,
-                    "replay_params": (
-                        json.dumps(dict(change.replay), sort_keys=True, default=str)
-                        if change.replay is not None
-                        else None
-                    ),
-                    "replays": 1 if change.replayed else 0,
-                    "cons_id": change.cons_id,
-                }
-                if change.state == ACCEPTED:
-                    values["confirmed_at"] = now
-                statement: Any = self._insert(entries).values(**values)  # type: ignore[misc]
-                update = {
-                    name: statement.excluded[name]
-                    for name in values
-                    if name not in ("site", "stream", "identity", "replays", "cons_id")
-                }
-                if not change.keep_cons_id or change.cons_id is not None:
-                    update["cons_id"] = statement.excluded["cons_id"]
-                if change.state == FAILED:
-                    update["replays"] = entries.c.replays + (1 if change.replayed else 0)
-                else:
-                    update["replays"] = 0
-                connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["site", "stream", "identity"], set_=update
-                    )
-                )
+            for kind, rows in groups.items():
+                connection.execute(self._upsert_entries(*kind), rows)
+
+    def _upsert_entries(self, state: str, replace_cons_id: bool, replayed: bool) -> Any:
+        statement: Any = self._insert(entries)  # type: ignore[misc]
+        kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at")
+        update = {c.name: statement.excluded[c.name] for c in entries.c if c.name not in kept}
+        if replace_cons_id:
+            update["cons_id"] = statement.excluded["cons_id"]
+        if state == ACCEPTED:
+            update["confirmed_at"] = statement.excluded["confirmed_at"]
+        if state == FAILED:
+            update["replays"] = entries.c.replays + (1 if replayed else 0)
+        else:
+            update["replays"] = 0
+        return statement.on_conflict_do_update(
+            index_elements=["site", "stream", "identity"], set_=update
+        )
 
     # -- the console script's views -------------------------------------------------------
 

@@ -50,3 +50,10 @@ def test_checkpoint_size_benchmark_runs() -> None:
     output = run("checkpoint_size.py", "--records", "30")
     assert "| 1 |" in output
     assert "| ratio 1 / 500 |" in output
+
+
+def test_ledger_benchmark_runs() -> None:
+    output = run("ledger.py", "--records", "40", "--memory", "40,80")
+    assert "| unchanged rerun | SQLite | 0 |" in output
+    assert "| unchanged rerun | PostgreSQL | 0 |" in output
+    assert "| 80 |" in output

@@ -317,3 +317,12 @@ def test_a_ledger_that_cannot_be_opened_stops_the_run_before_any_call(
     assert emulator.calls == {}
     about = json.loads(cli("--about", "--format", "json").stdout)
     assert about["settings"]["properties"]["ledger_url"]["secret"] is True
+
+
+def test_update_only_with_the_ledger(sync, emulator) -> None:
+    first, _ = sync([schema(), donor(1)])  # made by an upsert run
+    again, sent = sync([schema(), donor(1, email="moved@example.org")], sync_mode="update_only")
+    assert (sent, again.rows[0]["outcome"]) == (1, "updated")
+    assert again.rows[0]["cons_id"] == first.rows[0]["cons_id"]  # found by the ledger's cons_id
+    quiet, sent = sync([schema(), donor(1, email="moved@example.org")], sync_mode="update_only")
+    assert (sent, quiet.rows[0]["outcome"]) == (0, "unchanged")

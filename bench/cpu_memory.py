@@ -15,14 +15,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness import Measured, emulator, run_target, singer_input, target_config
+from harness import emulator, per_record_ms, run_target, singer_input, target_config
 
 CPU_GOALS_MS = {True: 1.0, False: 0.8}
 RSS_GOAL_MB = 150
-
-
-def per_record_ms(measured: Measured, fixed: Measured, records: int) -> float:
-    return (measured.cpu_s - fixed.cpu_s) / records * 1000
 
 
 def main() -> None:

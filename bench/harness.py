@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,3 +128,17 @@ def target_config(url: str, **overrides: object) -> dict:
         "ledger_url": "none",
         **overrides,
     }
+
+
+def per_record_ms(measured: Measured, fixed: Measured, records: int) -> float:
+    """CPU per record, less the fixed cost of a run (start, listUserFields, exit)."""
+    return (measured.cpu_s - fixed.cpu_s) / records * 1000
+
+
+def write_calls(api_url: str) -> int:
+    """The emulator's count of write calls so far (its read-only inspection route)."""
+    base = api_url.split("/", 3)
+    state = f"{base[0]}//{base[2]}/_emulator/state"  # the emulator on loopback, http
+    with urllib.request.urlopen(state, timeout=10) as answer:
+        calls = json.load(answer)["calls"]
+    return sum(calls.get(method, 0) for method in ("createOrUpdate", "create", "update"))

@@ -13,29 +13,14 @@ Usage: python bench/ledger.py [--records N] [--memory 50000,200000]
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import urllib.request
 import warnings
 from pathlib import Path
 
 import psycopg
-from harness import Measured, emulator, run_target, singer_input, target_config
+from harness import emulator, per_record_ms, run_target, singer_input, target_config, write_calls
 
-WRITES = ("createOrUpdate", "create", "update")
 RSS_GOAL_MB = 150
-
-
-def write_calls(api_url: str) -> int:
-    base = api_url.split("/", 3)
-    state = f"{base[0]}//{base[2]}/_emulator/state"  # the emulator on loopback, http
-    with urllib.request.urlopen(state, timeout=10) as answer:
-        calls = json.load(answer)["calls"]
-    return sum(calls.get(method, 0) for method in WRITES)
-
-
-def per_record_ms(measured: Measured, fixed: Measured, records: int) -> float:
-    return (measured.cpu_s - fixed.cpu_s) / records * 1000
 
 
 def postgres_database(name: str) -> tuple[str, object]:

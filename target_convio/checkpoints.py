@@ -81,7 +81,7 @@ class Checkpointer:
         self.stopped = False  # a checkpoint could not settle: no STATE line from now on
         self.error: BaseException | None = None
         self._steps = list(steps)
-        self._size = size
+        self.size = size
         self._stop_reason = stop_reason
         self._poll = poll
         self._logger = logger
@@ -99,7 +99,7 @@ class Checkpointer:
             checkpoint.opened = time.monotonic()
         checkpoint.records.append(pending)
         if (
-            len(checkpoint.records) >= self._size
+            len(checkpoint.records) >= self.size
             or time.monotonic() - checkpoint.opened > MAX_AGE_SECONDS
         ):
             self.seal()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from target_convio.checkpoints import Checkpointer, Pending
+from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import ACCEPTED, REJECTED, Entry, Ledger
@@ -94,6 +95,10 @@ class Gate:
         self._checkpointer = checkpointer
         self._run_id = run_id
         self._held: list[Candidate] = []
+        # Keys sent lately: their new state may not be committed yet, so the ledger's word on
+        # them is stale. Records settle at most MAX_WAITING + 1 checkpoints after they are sent.
+        self._recent: deque[str] = deque(maxlen=(MAX_WAITING + 2) * checkpointer.size + CHUNK)
+        self._recent_count: Counter[str] = Counter()
         self._catalogue: Catalogue | None = None
         self.streams: list[str] = []  # streams this run received, in order of arrival
 
@@ -162,9 +167,12 @@ class Gate:
             call = self._dispatcher.submit(mode.method, params)
             return Pending(record, mode, call=call, catalogue=catalogue)
         fingerprint = fingerprint_of(mode.method, params)
+        if self._recent_count[candidate.identity]:
+            entry = None  # sent earlier in this run: what the ledger holds may be outdated
         row = self._settled_without_a_call(record, entry, fingerprint, params)
         if row is not None:
             return Pending(record, mode, row=row)
+        self._remember(candidate.identity)
         note = LedgerNote(candidate.identity, fingerprint, params, record.key, replayed=replayed)
         if entry is not None and entry.cons_id and not params.get("cons_id"):
             sent = {**params, "cons_id": entry.cons_id}
@@ -194,6 +202,15 @@ class Gate:
                 skipped_row(record, "exists; create_only does not update"), None, entry.cons_id
             )
         return None
+
+    def _remember(self, identity: str) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            oldest = self._recent[0]
+            self._recent_count[oldest] -= 1
+            if not self._recent_count[oldest]:
+                del self._recent_count[oldest]
+        self._recent.append(identity)
+        self._recent_count[identity] += 1
 
     def _fresh(self, entry: Entry) -> bool:
         days = self.settings.resend_after_days

@@ -326,3 +326,13 @@ def test_update_only_with_the_ledger(sync, emulator) -> None:
     assert again.rows[0]["cons_id"] == first.rows[0]["cons_id"]  # found by the ledger's cons_id
     quiet, sent = sync([schema(), donor(1, email="moved@example.org")], sync_mode="update_only")
     assert (sent, quiet.rows[0]["outcome"]) == (0, "unchanged")
+
+
+def test_a_key_sent_twice_in_one_run_is_not_taken_for_unchanged(sync, emulator) -> None:
+    sync([schema(), donor(1, city="Austin")])
+    run, sent = sync([schema(), donor(1, city="Boston"), donor(1, city="Austin")])
+    assert (sent, [r["outcome"] for r in run.rows]) == (2, ["updated", "updated"])
+    (stored,) = emulator.constituents()
+    assert stored["fields"]["primary_address.city"] == "Austin"
+    again, sent = sync([schema(), donor(1, city="Austin")])
+    assert (sent, again.rows[0]["outcome"]) == (0, "unchanged")

@@ -132,14 +132,26 @@ def ledger_change(row: ResultRow) -> Change | None:
         return None
     stream = row.record.stream
     if row.outcome in (Outcome.CREATED, Outcome.UPDATED):
-        return Change(stream, note.identity, note.fingerprint, ACCEPTED, row.cons_id, False)
+        return Change(
+            stream,
+            note.identity,
+            note.fingerprint,
+            ACCEPTED,
+            row.cons_id,
+            False,
+            memberships=note.confirmed,
+        )
     keep = not note.dropped_cons_id
     if row.outcome is Outcome.REJECTED:
         return Change(
             stream, note.identity, note.fingerprint, REJECTED, None, keep, row.code, row.message
         )
     if row.outcome is Outcome.FAILED:
-        replay = {"params": note.params, "key": note.key} if row.attempts else None
+        replay = (
+            {"params": note.params, "key": note.key, "memberships": note.wanted}
+            if row.attempts
+            else None
+        )
         return Change(
             stream,
             note.identity,

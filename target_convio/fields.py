@@ -59,7 +59,7 @@ class FieldSpec:
         elif isinstance(value, float) and not math.isfinite(value):
             raise FieldValueError("invalid", f"{value} is not a number Convio can store")
         if self.value_type == "BOOLEAN":
-            return _boolean(value)
+            return boolean(value)
         if self.value_type == "DATE":
             return _date(value)
         text = _text(value)
@@ -228,7 +228,7 @@ def _decimal_text(value: Decimal) -> str:
     return f"-{number}" if sign and number.strip("0.") else number
 
 
-def _boolean(value: Any) -> str:
+def boolean(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     word = _text(value).strip().lower()

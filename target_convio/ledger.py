@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: memberships
 CHUNK = 500
 ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
 
@@ -46,6 +46,7 @@ entries = sa.Table(
     sa.Column("last_run", sa.String(64)),
     sa.Column("replay_params", sa.Text),
     sa.Column("replays", sa.Integer, nullable=False, default=0),
+    sa.Column("memberships", sa.Text),  # {"group:1234": true, ...} as Convio last confirmed
 )
 sa.Index("target_convio_ledger_replays", entries.c.site, entries.c.stream, entries.c.state)
 
@@ -61,6 +62,7 @@ class Entry:
     message: str | None
     confirmed_at: dt.datetime | None
     replays: int
+    memberships: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Replay:
     key: dict[str, Any] | None
     cons_id: str | None
     replays: int
+    wanted: dict[str, bool]  # the memberships it asked for
+    confirmed: dict[str, bool]  # those Convio last confirmed
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,9 @@ class Change:
     keep_cons_id: bool = True  # else `cons_id` replaces the stored one, None included
     code: str | None = None
     message: str | None = None
-    replay: Mapping[str, Any] | None = None  # {"params": ..., "key": ...} to send again
+    replay: Mapping[str, Any] | None = None  # {"params", "key", "memberships"} to send again
     replayed: bool = False  # this run's send was a replay
+    memberships: Mapping[str, bool] | None = None  # confirmed now (accepted writes only)
 
 
 class LedgerError(Exception):
@@ -160,6 +165,8 @@ class Ledger:
                     f"ledger_url: the ledger was written by a newer target-convio (schema "
                     f"{found}, this one knows {SCHEMA_VERSION})"
                 )
+            elif int(found) < SCHEMA_VERSION:
+                _upgrade(connection, int(found))
 
     def _upsert(self, table: sa.Table, keys: list[str]) -> Any:
         statement: Any = self._insert(table)  # type: ignore[misc]
@@ -186,6 +193,7 @@ class Ledger:
                         entries.c.message,
                         entries.c.confirmed_at,
                         entries.c.replays,
+                        entries.c.memberships,
                     ).where(
                         entries.c.site == self.site,
                         entries.c.stream == stream,
@@ -201,6 +209,7 @@ class Ledger:
                         row.message,
                         _aware(row.confirmed_at),
                         row.replays,
+                        _memberships(row.memberships),
                     )
         return found
 
@@ -216,6 +225,7 @@ class Ledger:
                         entries.c.replay_params,
                         entries.c.cons_id,
                         entries.c.replays,
+                        entries.c.memberships,
                     )
                     .where(
                         entries.c.site == self.site,
@@ -239,6 +249,8 @@ class Ledger:
                     stored.get("key"),
                     row.cons_id,
                     row.replays,
+                    stored.get("memberships") or {},
+                    _memberships(row.memberships),
                 )
             after = rows[-1].identity
 
@@ -270,6 +282,11 @@ class Ledger:
                     else None
                 ),
                 "replays": 1 if change.replayed else 0,
+                "memberships": (
+                    json.dumps(dict(change.memberships), sort_keys=True)
+                    if change.memberships
+                    else None
+                ),
             }
             kind = (change.state, replace_cons_id, change.replayed)
             groups.setdefault(kind, []).append(values)
@@ -279,12 +296,13 @@ class Ledger:
 
     def _upsert_entries(self, state: str, replace_cons_id: bool, replayed: bool) -> Any:
         statement: Any = self._insert(entries)  # type: ignore[misc]
-        kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at")
+        kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at", "memberships")
         update = {c.name: statement.excluded[c.name] for c in entries.c if c.name not in kept}
         if replace_cons_id:
             update["cons_id"] = statement.excluded["cons_id"]
         if state == ACCEPTED:
             update["confirmed_at"] = statement.excluded["confirmed_at"]
+            update["memberships"] = statement.excluded["memberships"]
         if state == FAILED:
             update["replays"] = entries.c.replays + (1 if replayed else 0)
         else:
@@ -342,6 +360,21 @@ class Ledger:
             condition = sa.and_(condition, entries.c.site == site)
         with self.engine.begin() as connection:
             return int(connection.execute(sa.delete(entries).where(condition)).rowcount)
+
+
+def _upgrade(connection: sa.Connection, version: int) -> None:
+    """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry."""
+    if version < 2:
+        connection.execute(sa.text("ALTER TABLE target_convio_ledger ADD COLUMN memberships TEXT"))
+    connection.execute(
+        sa.update(meta_table)
+        .where(meta_table.c.name == "schema_version")
+        .values(value=str(SCHEMA_VERSION))
+    )
+
+
+def _memberships(text: str | None) -> dict[str, bool]:
+    return {str(k): bool(v) for k, v in json.loads(text).items()} if text else {}
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

@@ -34,7 +34,9 @@ class Mapper:
         field_map: Mapping[str, str],
         stream_name: str,
         logger: logging.Logger,
+        read_elsewhere: frozenset[str] = frozenset(),
     ) -> None:
+        """`read_elsewhere`: properties another part reads (memberships): never warned of."""
         unknown = sorted({target for target in field_map.values() if target not in catalogue})
         if unknown:
             raise MappingError(
@@ -45,8 +47,8 @@ class Mapper:
         self.field_map = dict(field_map)
         self.stream_name = stream_name
         self.logger = logger
-        self._targets: dict[str, str | None] = {}
-        self._warned: set[str] = set()
+        self._targets: dict[str, str | None] = dict.fromkeys(read_elsewhere)
+        self._warned: set[str] = set(read_elsewhere)
 
     def map(self, record: Mapping[str, Any]) -> Mapped:
         mapped = Mapped()

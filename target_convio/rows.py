@@ -46,6 +46,8 @@ class LedgerNote:
     fingerprint: str
     params: dict[str, str]  # as sent, less a cons_id the ledger supplied: kept for a replay
     key: dict[str, Any] | None  # kept with them, so a replay's row names its record
+    wanted: dict[str, bool] = field(default_factory=dict)  # memberships the record asked for
+    confirmed: dict[str, bool] = field(default_factory=dict)  # held once the write succeeds
     supplied_cons_id: bool = False
     dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
     replayed: bool = False

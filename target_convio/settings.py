@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from target_convio.client import ClientSettings, ConfigError, check_settings
+from target_convio.memberships import MIN_GROUP_ID, MembershipMap
 from target_convio.modes import SyncMode
 from target_convio.sync import SyncSettings
 
@@ -160,6 +161,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Send a record Convio rejected before even when it has not changed",
     ),
     th.Property(
+        "group_map",
+        th.ObjectType(additional_properties=th.IntegerType),
+        default={},
+        description="{record property: group id}: true adds the constituent to the group, "
+        "false removes it, null leaves it; only these groups are touched",
+    ),
+    th.Property(
+        "interest_map",
+        th.ObjectType(additional_properties=th.IntegerType),
+        default={},
+        description="{record property: email interest id}, as group_map",
+    ),
+    th.Property(
         "max_replays",
         th.IntegerType(minimum=0, maximum=1000),
         default=5,
@@ -184,6 +198,7 @@ class Settings:
     dry_run: bool
     ledger_url: str | None
     sync: SyncSettings
+    memberships: MembershipMap
 
     @property
     def sync_mode(self) -> SyncMode:
@@ -214,6 +229,7 @@ class Settings:
             extra_params=_extra_params(config),
             dry_run=bool(get("dry_run", False)),
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
+            memberships=_memberships(get("group_map", {}), get("interest_map", {})),
             sync=SyncSettings(
                 mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
                 full_sync=bool(get("full_sync", False)),
@@ -290,6 +306,24 @@ _TYPE_WORDS = {
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _memberships(groups: Mapping[str, Any], interests: Mapping[str, Any]) -> MembershipMap:
+    """ConfigError for a group Convio keeps to itself (below 1000) or a shared property."""
+    low = sorted(
+        f"{prop}: {number}" for prop, number in groups.items() if int(number) < MIN_GROUP_ID
+    )
+    if low:
+        raise ConfigError(
+            f"group_map names groups below {MIN_GROUP_ID}, which are Convio's own and cannot "
+            f"be changed ({', '.join(low)})"
+        )
+    both = sorted(set(groups) & set(interests))
+    if both:
+        raise ConfigError(f"group_map and interest_map both map {', '.join(both)}")
+    return MembershipMap(
+        {str(k): int(v) for k, v in groups.items()}, {str(k): int(v) for k, v in interests.items()}
+    )
 
 
 def _ledger_url(value: str) -> str | None:

@@ -39,8 +39,13 @@ class ConstituentSink(RecordSink):
         self.services = target.services
         # The SDK would parse date strings and end the run on a bad one; fields.py reads them.
         self.schema = without_date_formats(self.schema)
+        settings = self.services.settings
         self.mapper = Mapper(
-            self.services.catalogue, self.services.settings.field_map, stream_name, self.logger
+            self.services.catalogue,
+            settings.field_map,
+            stream_name,
+            self.logger,
+            read_elsewhere=settings.memberships.properties,
         )
         self.services.gate.receive(stream_name, self.services.catalogue)
 
@@ -56,7 +61,8 @@ class ConstituentSink(RecordSink):
         ref = RecordRef(services.run_id, self.stream_name, seq, key or None)
         problems = record.pop(SCHEMA_ERRORS, []) + key_problems(key)
         mapped = self.mapper.map(record)
-        errors = problems + mapped.errors
+        wanted, membership_errors = settings.memberships.wanted(record)
+        errors = problems + mapped.errors + membership_errors
         if not any(error.field in LOCATING_FIELDS for error in mapped.errors):
             # else "no match key" would only repeat why the locator was refused
             errors += settings.sync_mode.checks(mapped.params, services.catalogue)
@@ -68,4 +74,5 @@ class ConstituentSink(RecordSink):
         else:
             candidate.params = {**mapped.params, **settings.extra_params}
             candidate.identity = identity_of(key, candidate.params)
+            candidate.memberships = wanted
         services.gate.add(candidate)

@@ -13,13 +13,14 @@ import hashlib
 import json
 from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import ACCEPTED, REJECTED, Entry, Ledger
+from target_convio.memberships import difference, with_changes
 from target_convio.modes import SyncMode
 from target_convio.rows import (
     LedgerNote,
@@ -53,6 +54,7 @@ class Candidate:
     row: ResultRow | None = None
     params: dict[str, str] | None = None
     identity: str | None = None
+    memberships: dict[str, bool] = field(default_factory=dict)  # what the record wants
 
 
 def identity_of(key: Mapping[str, Any] | None, params: Mapping[str, str]) -> str | None:
@@ -68,8 +70,13 @@ def identity_of(key: Mapping[str, Any] | None, params: Mapping[str, str]) -> str
     return _digest(basis)
 
 
-def fingerprint_of(method: str, params: Mapping[str, str]) -> str:
-    """A hash of a write as it would be sent (credentials are never in `params`)."""
+def fingerprint_of(
+    method: str, params: Mapping[str, str], memberships: Mapping[str, bool] | None = None
+) -> str:
+    """A hash of a write as it would be sent (credentials are never in `params`), with the
+    memberships the record wants."""
+    if memberships:
+        return _digest([method, sorted(params.items()), sorted(memberships.items())])
     return _digest([method, sorted(params.items())])
 
 
@@ -145,8 +152,22 @@ class Gate:
                     pending = Pending(record, self.settings.mode, row=_with(row, note))
                     self._checkpointer.add(pending)
                     continue
-                candidate = Candidate(record, params=queued.params, identity=queued.identity)
-                failed = Entry(queued.fingerprint, "failed", queued.cons_id, None, None, None, 0)
+                candidate = Candidate(
+                    record,
+                    params=queued.params,
+                    identity=queued.identity,
+                    memberships=queued.wanted,
+                )
+                failed = Entry(
+                    queued.fingerprint,
+                    "failed",
+                    queued.cons_id,
+                    None,
+                    None,
+                    None,
+                    0,
+                    queued.confirmed,
+                )
                 pending = self._decide(candidate, failed, replayed=True)
                 self._checkpointer.add(pending)
 
@@ -163,23 +184,38 @@ class Gate:
         if candidate.row is not None or candidate.params is None:
             return Pending(record, mode, row=candidate.row)
         params = candidate.params
+        wanted = candidate.memberships
         if candidate.identity is None:  # not tracked: always sent
-            call = self._dispatcher.submit(mode.method, params)
+            sent = with_changes(params, difference(wanted, {}))
+            call = self._dispatcher.submit(mode.method, sent)
             return Pending(record, mode, call=call, catalogue=catalogue)
-        fingerprint = fingerprint_of(mode.method, params)
+        fingerprint = fingerprint_of(mode.method, params, wanted)
         if self._recent_count[candidate.identity]:
             entry = None  # sent earlier in this run: what the ledger holds may be outdated
         row = self._settled_without_a_call(record, entry, fingerprint, params)
         if row is not None:
             return Pending(record, mode, row=row)
         self._remember(candidate.identity)
-        note = LedgerNote(candidate.identity, fingerprint, params, record.key, replayed=replayed)
+        confirmed = entry.memberships if entry is not None else {}
+        note = LedgerNote(
+            candidate.identity,
+            fingerprint,
+            params,
+            record.key,
+            wanted=wanted,
+            confirmed={**confirmed, **wanted},
+            replayed=replayed,
+        )
+        # A full or stale resend repairs drift: every wanted membership is sent, not the change.
+        stale = self.settings.full_sync or (entry is not None and not self._fresh(entry))
+        sent = with_changes(params, difference(wanted, {} if stale else confirmed))
         if entry is not None and entry.cons_id and not params.get("cons_id"):
-            sent = {**params, "cons_id": entry.cons_id}
-            call = self._dispatcher.submit(mode.method, sent, without_cons_id=params)
+            call = self._dispatcher.submit(
+                mode.method, {**sent, "cons_id": entry.cons_id}, without_cons_id=sent
+            )
             note = replace(note, supplied_cons_id=True)
         else:
-            call = self._dispatcher.submit(mode.method, params)
+            call = self._dispatcher.submit(mode.method, sent)
         return Pending(record, mode, call=call, catalogue=catalogue, note=note)
 
     def _settled_without_a_call(

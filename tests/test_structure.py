@@ -22,6 +22,7 @@ LAYERS = [
     "validation",
     "mapping",
     "sync",
+    "memberships",
     "checkpoints",
     "commit",
     "ledger",

@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     emulator.server.verbose = args.verbose
-    print(emulator.api_url, flush=True)
-    try:
+    try:  # the URL is printed inside: a stop signal right after it is handled
+        print(emulator.api_url, flush=True)
         emulator.server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass

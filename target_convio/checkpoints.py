@@ -22,7 +22,7 @@ from target_convio.answers import Reply
 from target_convio.commit import CommitStep, Settled
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
-from target_convio.rows import LedgerNote, RecordRef, ResultRow, reply_row
+from target_convio.rows import LedgerNote, RecordRef, ResultRow, compare_row, reply_row
 from target_convio.summary import Summary
 
 # Sealed checkpoints waiting for their calls; the reader waits when this many are.
@@ -42,12 +42,15 @@ class Pending:
     call: Future[Reply | None] | None = None
     catalogue: Catalogue | None = None  # names the field of a refusal
     note: LedgerNote | None = None  # what the ledger keeps once the call settles
+    compare: dict[str, str] | None = None  # a compare dry run: the call is getUser
 
     def settle(self) -> ResultRow | None:
         """Its row, once its call is done; None if the call never ran (the run is stopping)."""
         if self.row is None and self.call is not None:
             reply = self.call.result()
-            if reply is not None:
+            if reply is not None and self.compare is not None:
+                self.row = compare_row(self.record, self.mode, self.compare, reply)
+            elif reply is not None:
                 self.row = reply_row(self.record, self.mode, reply, self.catalogue, self.note)
         return self.row
 

@@ -37,14 +37,22 @@ class Dispatcher:
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
 
     def submit(
-        self, method: str, params: dict[str, Any], without_cons_id: dict[str, Any] | None = None
+        self,
+        method: str,
+        params: dict[str, Any],
+        without_cons_id: dict[str, Any] | None = None,
+        *,
+        read_only: bool = False,
     ) -> Future[Reply | None]:
         """Send a call. `without_cons_id`: what to send instead if Convio answers 16 to the
-        cons_id the ledger supplied (the record was deleted or merged in Luminate)."""
+        cons_id the ledger supplied (the record was deleted or merged in Luminate).
+        `read_only` calls (a compare dry run's getUser) do not count for the breaker."""
         keys = match_keys(params)
         with self._lock:
             earlier = {self._latest[key] for key in keys if key in self._latest}
-            future = self._executor.submit(self._call, method, params, earlier, without_cons_id)
+            future = self._executor.submit(
+                self._call, method, params, earlier, without_cons_id, read_only
+            )
             self._latest.update(dict.fromkeys(keys, future))
         future.add_done_callback(lambda done: self._forget(keys, done))
         return future
@@ -61,6 +69,7 @@ class Dispatcher:
         params: dict[str, Any],
         earlier: set[Future[Reply | None]],
         without_cons_id: dict[str, Any] | None,
+        read_only: bool,
     ) -> Reply | None:
         # Earlier calls were queued first, so they have started: waiting cannot deadlock.
         wait(earlier)
@@ -81,7 +90,8 @@ class Dispatcher:
             return None
         if self.stop_reason and reply.kind is Kind.TRANSIENT:
             return None  # its retries were cut short by the stop
-        reason = self.breaker.observe(reply.kind is not Kind.OK)
+        # A read's "no record matches" is an answer, not a failure: reads do not count.
+        reason = None if read_only else self.breaker.observe(reply.kind is not Kind.OK)
         if reason:
             self.stop(reason)
         return reply

@@ -10,6 +10,7 @@ from typing import Any
 
 from target_convio.answers import Reply
 from target_convio.codes import GLOBAL, Kind, lookup
+from target_convio.compare import predict
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.outcomes import FieldError, Outcome
@@ -66,6 +67,9 @@ class ResultRow:
     attempts: int = 0
     at: str = field(default_factory=now)
     ledger: LedgerNote | None = None
+    predicted: str | None = None  # a compare dry run's prediction
+    changes: dict[str, list[str | None]] | None = None
+    compared: bool = False  # written with `predicted` and `changes`
 
     def as_dict(self) -> dict[str, Any]:
         """The row as written to the results file and STATE, in the contract's order.
@@ -88,6 +92,7 @@ class ResultRow:
             ],
             "attempts": self.attempts,
             "at": self.at,
+            **({"predicted": self.predicted, "changes": self.changes} if self.compared else {}),
         }
 
 
@@ -129,6 +134,22 @@ def rejected_before_row(record: RecordRef, code: str | None, message: str | None
     text = f"not sent again: Convio refused these values before: {message or ''}".rstrip(": ")
     error = FieldError(info.field, info.error or "unknown_error", message or "")
     return ResultRow(record, Outcome.REJECTED, code=code, message=text, errors=(error,))
+
+
+def compare_row(
+    record: RecordRef, mode: SyncMode, params: dict[str, str], reply: Reply
+) -> ResultRow:
+    """A compare dry run's row: `skipped`, with what the write would have done."""
+    predicted, changes, message = predict(mode, params, reply)
+    return ResultRow(
+        record,
+        Outcome.SKIPPED,
+        message=f"compare dry run: {message}",
+        attempts=0,
+        predicted=predicted,
+        changes=changes,
+        compared=True,
+    )
 
 
 def given_up_row(record: RecordRef, runs: int) -> ResultRow:

@@ -84,9 +84,10 @@ def open_services(
     if settings.results_path:  # opened first: an unwritable path stops the run now
         steps.append(AppendResults(settings.results_path, logger))
     ledger = None
-    if settings.ledger_url and not settings.dry_run:
+    if settings.ledger_url and (settings.compare or not settings.dry_run):
         ledger = Ledger.open(settings.ledger_url, settings.client.api_url)
-        steps.append(RecordInLedger(ledger, run_id))
+        if not settings.dry_run:  # a compare dry run only reads the ledger's cons_ids
+            steps.append(RecordInLedger(ledger, run_id))
     state_lines = PrintState(settings.results_in_state)
     steps.append(state_lines)
     client = ConvioClient(settings.client, transport)

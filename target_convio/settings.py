@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -130,9 +131,10 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "dry_run",
-        th.BooleanType,
+        th.CustomType({"type": ["boolean", "string"], "enum": [True, False, "compare"]}),
         default=False,
-        description="Map and check every record, call no write method",
+        description='true: map and check every record, call no write method; "compare": also '
+        "ask Convio (getUser, read-only) what each write would do",
     ),
     th.Property(
         "ledger_url",
@@ -196,6 +198,7 @@ class Settings:
     max_failure_rate: float
     extra_params: dict[str, str]
     dry_run: bool
+    compare: bool  # dry_run: "compare"
     ledger_url: str | None
     sync: SyncSettings
     memberships: MembershipMap
@@ -227,12 +230,14 @@ class Settings:
             results_in_state=get("results_in_state", "records"),
             max_failure_rate=float(get("max_failure_rate", 0.5)),
             extra_params=_extra_params(config),
-            dry_run=bool(get("dry_run", False)),
+            dry_run=get("dry_run", False) in (True, "compare"),
+            compare=get("dry_run", False) == "compare",
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
             memberships=_memberships(get("group_map", {}), get("interest_map", {})),
             sync=SyncSettings(
                 mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
                 full_sync=bool(get("full_sync", False)),
+                compare=get("dry_run", False) == "compare",
                 resend_after_days=float(get("resend_after_days", 0)),
                 resend_rejected=bool(get("resend_rejected", False)),
                 max_replays=int(get("max_replays", 5)),
@@ -263,7 +268,9 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
 def accepted(spec: Mapping[str, Any]) -> str:
     """What a setting's JSON schema accepts, in words: `an integer of at least 1`."""
     if "enum" in spec:
-        return "one of " + ", ".join(str(v) for v in spec["enum"] if v is not None)
+        return "one of " + ", ".join(
+            v if isinstance(v, str) else json.dumps(v) for v in spec["enum"] if v is not None
+        )
     types = spec.get("type", [])
     kinds = [types] if isinstance(types, str) else [t for t in types if t != "null"]
     words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in kinds) or "a value"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from singer_sdk.sinks import RecordSink
@@ -69,7 +70,9 @@ class ConstituentSink(RecordSink):
         candidate = Candidate(ref)
         if errors:
             candidate.row = invalid_row(ref, errors)
-        elif settings.dry_run:
+            if settings.compare:  # Convio would refuse it too, or never see it
+                candidate.row = replace(candidate.row, predicted="rejected", compared=True)
+        elif settings.dry_run and not settings.compare:
             candidate.row = skipped_row(ref, "dry run: not sent")
         else:
             candidate.params = {**mapped.params, **settings.extra_params}

@@ -16,12 +16,15 @@ class Summary:
     def __init__(self) -> None:
         self.outcomes: Counter[Outcome] = Counter(dict.fromkeys(Outcome, 0))
         self.by_code: Counter[str] = Counter()
+        self.predicted: Counter[str] = Counter()  # a compare dry run's predictions
 
     def add(self, rows: Iterable[ResultRow]) -> None:
         for row in rows:
             self.outcomes[row.outcome] += 1
             if row.code is not None:
                 self.by_code[row.code] += 1
+            if row.compared:
+                self.predicted[row.predicted or "unknown"] += 1
 
     @property
     def total(self) -> int:
@@ -29,10 +32,13 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """The `summary` of a STATE line."""
-        return {
+        summary = {
             **{o.value: self.outcomes[o] for o in Outcome},
             "by_code": dict(sorted(self.by_code.items())),
         }
+        if self.predicted:
+            summary["predicted"] = dict(sorted(self.predicted.items()))
+        return summary
 
     def progress(self) -> str:
         """The outcomes seen so far, for a progress line: `12 created, 3 invalid`."""
@@ -44,4 +50,5 @@ class Summary:
         lines += [f"{o.value:<10} {self.outcomes[o]:>9,}" for o in Outcome]
         lines.append(f"{'total':<10} {self.total:>9,}")
         lines += [f"code {code:<5} {count:>9,}" for code, count in sorted(self.by_code.items())]
+        lines += [f"would be {p:<10} {n:>9,}" for p, n in sorted(self.predicted.items())]
         return "\n".join(lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
+from target_convio.compare import locator
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import ACCEPTED, REJECTED, Entry, Ledger
@@ -41,6 +42,7 @@ class SyncSettings:
 
     mode: SyncMode
     full_sync: bool = False
+    compare: bool = False  # a compare dry run: each record is looked up, never written
     resend_after_days: float = 0
     resend_rejected: bool = False
     max_replays: int = 5
@@ -139,7 +141,7 @@ class Gate:
 
     def replay(self) -> None:
         """Send again what failed in earlier runs, for the streams this run received."""
-        if self.ledger is None or not self.streams:
+        if self.ledger is None or not self.streams or self.settings.compare:
             return
         self.flush()
         self._checkpointer.wait_until_committed()  # this run's own results first
@@ -185,10 +187,18 @@ class Gate:
             return Pending(record, mode, row=candidate.row)
         params = candidate.params
         wanted = candidate.memberships
+        if candidate.identity is None and self.settings.compare:
+            call = self._dispatcher.submit("getUser", locator(params, None), read_only=True)
+            return Pending(record, mode, call=call, compare=params)
         if candidate.identity is None:  # not tracked: always sent
             sent = with_changes(params, difference(wanted, {}))
             call = self._dispatcher.submit(mode.method, sent)
             return Pending(record, mode, call=call, catalogue=catalogue)
+        if self.settings.compare:
+            known = entry.cons_id if entry is not None else None
+            found = locator(params, known)
+            call = self._dispatcher.submit("getUser", found, read_only=True)
+            return Pending(record, mode, call=call, compare=params)
         fingerprint = fingerprint_of(mode.method, params, wanted)
         if self._recent_count[candidate.identity]:
             entry = None  # sent earlier in this run: what the ledger holds may be outdated

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "output"
 RESULTS = OUTPUT / "results.jsonl"
 WRITEBACK = OUTPUT / "convio_results.duckdb"
+COMPARE = OUTPUT / "compare.jsonl"
 WRITES = ("createOrUpdate", "create", "update")
 DEMO_PORT = 8766
 # What an analyst asks the writeback table: the last run, by outcome and Convio code.
@@ -95,6 +96,16 @@ def query_table(sql: str) -> str:
     return "\n".join(lines)
 
 
+def predictions_table(path: Path) -> str:
+    """A compare dry run's predictions, counted."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    counts = Counter(row.get("predicted") or "unknown" for row in rows)
+    lines = [f"{'would be':<10} {'records':>8}"] + [
+        f"{name:<10} {count:>8,}" for name, count in sorted(counts.items())
+    ]
+    return "\n".join(lines)
+
+
 def summary_table(rows: list[dict]) -> str:
     """Outcome by Convio code, as the demo prints it."""
     counts = Counter((row["outcome"], row["code"] or "-") for row in rows)
@@ -132,6 +143,22 @@ def main() -> None:
     print(f"emulator at {url}", flush=True)
     RESULTS.unlink(missing_ok=True)  # this demo reports on one run at a time
     try:
+        step("Asking Convio what the load would do: a compare dry run (getUser only)")
+        COMPARE.unlink(missing_ok=True)
+        meltano(
+            args.meltano,
+            "run",
+            "--no-state-update",
+            "tap-jsonl",
+            "target-convio",
+            env={
+                **env,
+                "TARGET_CONVIO_API_URL": url,
+                "TARGET_CONVIO_DRY_RUN": "compare",
+                "TARGET_CONVIO_RESULTS_PATH": str(COMPARE),
+            },
+        )
+        print(predictions_table(COMPARE))
         step("meltano run tap-jsonl target-convio")
         before = write_calls(url)
         meltano(

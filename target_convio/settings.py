@@ -131,7 +131,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "dry_run",
-        th.CustomType({"type": ["boolean", "string"], "enum": [True, False, "compare"]}),
+        th.CustomType(
+            {"type": ["boolean", "string"], "enum": [True, False, "true", "false", "compare"]}
+        ),
         default=False,
         description='true: map and check every record, call no write method; "compare": also '
         "ask Convio (getUser, read-only) what each write would do",
@@ -230,7 +232,7 @@ class Settings:
             results_in_state=get("results_in_state", "records"),
             max_failure_rate=float(get("max_failure_rate", 0.5)),
             extra_params=_extra_params(config),
-            dry_run=get("dry_run", False) in (True, "compare"),
+            dry_run=get("dry_run", False) in (True, "true", "compare"),
             compare=get("dry_run", False) == "compare",
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
             memberships=_memberships(get("group_map", {}), get("interest_map", {})),

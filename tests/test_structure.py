@@ -28,6 +28,7 @@ LAYERS = [
     "ledger",
     "summary",
     "rows",
+    "compare",
     "modes",
     "dispatch",
     "breaker",

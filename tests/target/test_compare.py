@@ -15,6 +15,7 @@ SEEDS = [
             "name.first": "First2",
             "name.last": "Last2",
             "birth_date": "1975-03-15",
+            "custom_string1": "Teal",
         },
     },
     {
@@ -32,8 +33,8 @@ SEEDS = [
 INPUT = [
     schema(),
     donor(1),  # nobody has donor1@: created
-    donor(2, birth_date="1975-03-15", email="DONOR2@example.org"),  # unchanged
-    donor(3, city="Austin"),  # updated: the city
+    donor(2, birth_date="1975-03-15", email="DONOR2@example.org", custom_string1="Teal"),  # same
+    donor(3, city="Austin", custom_string1="Red"),  # updated: the city, a custom field
     donor(4, email="twin@example.org"),  # two records have it: ambiguous
     donor(5, gender="robot"),  # fails a check: rejected
 ]
@@ -52,7 +53,10 @@ def test_compare_predicts_every_record_and_writes_nothing(make_api, config_for, 
         ("invalid", "rejected"),
     ]
     assert rows[1]["changes"] == {}
-    assert rows[2]["changes"] == {"primary_address.city": ["Boston", "Austin"]}
+    assert rows[2]["changes"] == {
+        "custom_string1": [None, "Red"],  # read from getUser's custom.string list
+        "primary_address.city": ["Boston", "Austin"],
+    }
     assert rows[0]["changes"] is None
     assert all(r["attempts"] == 0 for r in rows)
     assert emulator.calls == {"listUserFields": 1, "getUser": 4}  # never a write

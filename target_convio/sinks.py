@@ -23,8 +23,8 @@ LOCATING_FIELDS = frozenset({*LOCATORS, EMAIL_FIELD})
 class ConstituentSink(RecordSink):
     """Loads any stream's records as constituents.
 
-    Each record's call starts as soon as it is read; its checkpoint (checkpoints.py) collects
-    the result. The SDK's own batching is not used: checkpoints span every stream.
+    Each record goes on to the gate (sync.py) and its checkpoint (checkpoints.py); the SDK's
+    own batching is not used: checkpoints span every stream.
     """
 
     def __init__(
@@ -54,7 +54,8 @@ class ConstituentSink(RecordSink):
         return CollectingValidator(self.schema) if self.validate_schema else None
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
-        """Check the record; send it now, so calls run while the reader goes on."""
+        """Map and check the record, then hand it to the gate (sync.py), which decides it with
+        the ledger and starts its call while the reader goes on."""
         services = self.services
         settings = services.settings
         key: dict[str, Any] | None = {name: record.get(name) for name in self.key_properties}

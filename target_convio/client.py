@@ -222,7 +222,8 @@ class ConvioClient:
         if reply.ok and expected_root in WRITE_ROOTS and not reply.cons_id:
             said = str((reply.body or {}).get("message") or "nothing")
             reply = transient(f"Convio's answer named no cons_id ({said})", maybe_written=True)
-        if reply.message or reply.body:  # a server may echo the request, secrets included
+        # A server may echo the request, secrets included.
+        if self._redactor.found_in(reply.message) or self._redactor.found_in(reply.body):
             reply = replace(
                 reply,
                 message=self._redactor.text(reply.message),

@@ -78,6 +78,20 @@ class Replay:
     wanted: dict[str, bool]  # the memberships it asked for
     confirmed: dict[str, bool]  # those Convio last confirmed
 
+    @property
+    def entry(self) -> Entry:
+        """What the ledger holds for it, as a lookup would give it."""
+        return Entry(
+            self.fingerprint,
+            FAILED,
+            self.cons_id,
+            code=None,
+            message=None,
+            confirmed_at=None,
+            replays=self.replays,
+            memberships=self.confirmed,
+        )
+
 
 @dataclass(frozen=True)
 class Change:
@@ -156,7 +170,7 @@ class Ledger:
             ).scalar()
             if found is None:
                 connection.execute(
-                    self._upsert(meta_table, ["name"]).values(
+                    self._insert_if_new(meta_table, ["name"]).values(
                         name="schema_version", value=str(SCHEMA_VERSION)
                     )
                 )
@@ -168,7 +182,7 @@ class Ledger:
             elif int(found) < SCHEMA_VERSION:
                 _upgrade(connection, int(found))
 
-    def _upsert(self, table: sa.Table, keys: list[str]) -> Any:
+    def _insert_if_new(self, table: sa.Table, keys: list[str]) -> Any:
         statement: Any = self._insert(table)  # type: ignore[misc]
         return statement.on_conflict_do_nothing(index_elements=keys)
 

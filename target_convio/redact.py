@@ -32,6 +32,18 @@ class Redactor:
             re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE) if forms else None
         )
 
+    def found_in(self, value: Any) -> bool:
+        """Whether any text inside `value` holds a secret (checked without copying)."""
+        if self._pattern is None:
+            return False
+        if isinstance(value, str):
+            return self._pattern.search(value) is not None
+        if isinstance(value, dict):
+            return any(self.found_in(k) or self.found_in(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(self.found_in(item) for item in value)
+        return False
+
     def text(self, text: str) -> str:
         return self._pattern.sub(REDACTED, text) if self._pattern else text
 

@@ -49,7 +49,6 @@ class LedgerNote:
     key: dict[str, Any] | None  # kept with them, so a replay's row names its record
     wanted: dict[str, bool] = field(default_factory=dict)  # memberships the record asked for
     confirmed: dict[str, bool] = field(default_factory=dict)  # held once the write succeeds
-    supplied_cons_id: bool = False
     dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
     replayed: bool = False
 
@@ -112,9 +111,9 @@ def invalid_row(record: RecordRef, errors: Sequence[FieldError]) -> ResultRow:
     return ResultRow(record, Outcome.INVALID, message=f"not sent: {summary}", errors=tuple(errors))
 
 
-def skipped_row(record: RecordRef, reason: str) -> ResultRow:
-    """A record not sent by design (a dry run)."""
-    return ResultRow(record, Outcome.SKIPPED, message=reason)
+def skipped_row(record: RecordRef, reason: str, cons_id: str | None = None) -> ResultRow:
+    """A record not sent by design (a dry run, a known key in create_only)."""
+    return ResultRow(record, Outcome.SKIPPED, cons_id=cons_id, message=reason)
 
 
 def unchanged_row(record: RecordRef, cons_id: str | None, since: dt.datetime | None) -> ResultRow:
@@ -152,13 +151,14 @@ def compare_row(
     )
 
 
-def given_up_row(record: RecordRef, runs: int) -> ResultRow:
+def given_up_row(record: RecordRef, runs: int, note: LedgerNote) -> ResultRow:
     """A queued record that failed in `runs` runs: its last row, it is not retried again."""
     return ResultRow(
         record,
         Outcome.FAILED,
         message=f"failed in {runs} earlier runs; not retried again (max_replays)",
         errors=(FieldError(GLOBAL, "unknown_error", "gave up after max_replays runs"),),
+        ledger=note,
     )
 
 

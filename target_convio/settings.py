@@ -200,7 +200,6 @@ class Settings:
     max_failure_rate: float
     extra_params: dict[str, str]
     dry_run: bool
-    compare: bool  # dry_run: "compare"
     ledger_url: str | None
     sync: SyncSettings
     memberships: MembershipMap
@@ -208,6 +207,11 @@ class Settings:
     @property
     def sync_mode(self) -> SyncMode:
         return self.sync.mode
+
+    @property
+    def compare(self) -> bool:
+        """dry_run: "compare"."""
+        return self.sync.compare
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -233,7 +237,6 @@ class Settings:
             max_failure_rate=float(get("max_failure_rate", 0.5)),
             extra_params=_extra_params(config),
             dry_run=get("dry_run", False) in (True, "true", "compare"),
-            compare=get("dry_run", False) == "compare",
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
             memberships=_memberships(get("group_map", {}), get("interest_map", {})),
             sync=SyncSettings(

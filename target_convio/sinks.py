@@ -38,17 +38,18 @@ class ConstituentSink(RecordSink):
         if not isinstance(target, HasServices):
             raise TypeError("ConstituentSink needs a target that provides the run's services")
         self.services = target.services
+        self.catalogue = self.services.catalogue  # read from the site once, by the first sink
         # The SDK would parse date strings and end the run on a bad one; fields.py reads them.
         self.schema = without_date_formats(self.schema)
         settings = self.services.settings
         self.mapper = Mapper(
-            self.services.catalogue,
+            self.catalogue,
             settings.field_map,
             stream_name,
             self.logger,
             read_elsewhere=settings.memberships.properties,
         )
-        self.services.gate.receive(stream_name, self.services.catalogue)
+        self.services.gate.receive(stream_name, self.catalogue)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
@@ -67,7 +68,7 @@ class ConstituentSink(RecordSink):
         errors = problems + mapped.errors + membership_errors
         if not any(error.field in LOCATING_FIELDS for error in mapped.errors):
             # else "no match key" would only repeat why the locator was refused
-            errors += settings.sync_mode.checks(mapped.params, services.catalogue)
+            errors += settings.sync_mode.checks(mapped.params, self.catalogue)
         candidate = Candidate(ref)
         if errors:
             candidate.row = invalid_row(ref, errors)

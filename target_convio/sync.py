@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
@@ -149,10 +149,9 @@ class Gate:
             for queued in self.ledger.replays(stream, self._run_id):
                 record = RecordRef(self._run_id, stream, None, queued.key)
                 if queued.replays >= self.settings.max_replays:
-                    row = given_up_row(record, queued.replays + 1)
                     note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
-                    pending = Pending(record, self.settings.mode, row=_with(row, note))
-                    self._checkpointer.add(pending)
+                    row = given_up_row(record, queued.replays + 1, note)
+                    self._checkpointer.add(Pending(record, self.settings.mode, row=row))
                     continue
                 candidate = Candidate(
                     record,
@@ -160,18 +159,7 @@ class Gate:
                     identity=queued.identity,
                     memberships=queued.wanted,
                 )
-                failed = Entry(
-                    queued.fingerprint,
-                    "failed",
-                    queued.cons_id,
-                    None,
-                    None,
-                    None,
-                    0,
-                    queued.confirmed,
-                )
-                pending = self._decide(candidate, failed, replayed=True)
-                self._checkpointer.add(pending)
+                self._checkpointer.add(self._decide(candidate, queued.entry, replayed=True))
 
     def _decide(
         self,
@@ -187,18 +175,14 @@ class Gate:
             return Pending(record, mode, row=candidate.row)
         params = candidate.params
         wanted = candidate.memberships
-        if candidate.identity is None and self.settings.compare:
-            call = self._dispatcher.submit("getUser", locator(params, None), read_only=True)
+        if self.settings.compare:  # ask Convio, by the ledger's cons_id when it has one
+            found = locator(params, entry.cons_id if entry is not None else None)
+            call = self._dispatcher.submit("getUser", found, read_only=True)
             return Pending(record, mode, call=call, compare=params)
         if candidate.identity is None:  # not tracked: always sent
             sent = with_changes(params, difference(wanted, {}))
             call = self._dispatcher.submit(mode.method, sent)
             return Pending(record, mode, call=call, catalogue=catalogue)
-        if self.settings.compare:
-            known = entry.cons_id if entry is not None else None
-            found = locator(params, known)
-            call = self._dispatcher.submit("getUser", found, read_only=True)
-            return Pending(record, mode, call=call, compare=params)
         fingerprint = fingerprint_of(mode.method, params, wanted)
         if self._recent_count[candidate.identity]:
             entry = None  # sent earlier in this run: what the ledger holds may be outdated
@@ -223,7 +207,6 @@ class Gate:
             call = self._dispatcher.submit(
                 mode.method, {**sent, "cons_id": entry.cons_id}, without_cons_id=sent
             )
-            note = replace(note, supplied_cons_id=True)
         else:
             call = self._dispatcher.submit(mode.method, sent)
         return Pending(record, mode, call=call, catalogue=catalogue, note=note)
@@ -244,9 +227,7 @@ class Gate:
             and not params.get("cons_id")
             and self.settings.mode is SyncMode.CREATE_ONLY
         ):
-            return _with(
-                skipped_row(record, "exists; create_only does not update"), None, entry.cons_id
-            )
+            return skipped_row(record, "exists; create_only does not update", entry.cons_id)
         return None
 
     def _remember(self, identity: str) -> None:
@@ -263,8 +244,3 @@ class Gate:
         if not days or entry.confirmed_at is None:
             return True
         return dt.datetime.now(dt.timezone.utc) - entry.confirmed_at < dt.timedelta(days=days)
-
-
-def _with(row: ResultRow, note: LedgerNote | None, cons_id: str | None = None) -> ResultRow:
-    """The row with a ledger note (and a cons_id) attached."""
-    return replace(row, ledger=note, cons_id=cons_id or row.cons_id)

@@ -66,12 +66,16 @@ def singer_lines(messages: list[dict | str]) -> str:
 
 
 def cli(
-    *args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
+    *args: str,
+    env: dict | None = None,
+    stdin: str = "",
+    cwd: Path | None = None,
+    exe: str = EXE,
 ) -> subprocess.CompletedProcess:
-    """Run the target-convio command to the end (by default in a fresh folder, where a
-    config without ledger_url keeps its ledger)."""
+    """Run the target-convio command (or another of ours) to the end, by default in a fresh
+    folder, where a config without ledger_url keeps its ledger."""
     return subprocess.run(
-        [EXE, *args],
+        [exe, *args],
         capture_output=True,
         text=True,
         input=stdin,

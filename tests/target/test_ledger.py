@@ -195,13 +195,7 @@ LEDGER_EXE = shutil.which("target-convio-ledger") or str(
 
 
 def ledger_command(url: str, *args: str) -> str:
-    result = subprocess.run(
-        [LEDGER_EXE, "--ledger-url", url, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli("--ledger-url", url, *args, exe=LEDGER_EXE)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -227,13 +221,8 @@ def test_the_ledger_console_script(sync, emulator, ledger_url) -> None:
 
 
 def test_the_console_script_names_a_ledger_it_cannot_open(tmp_path) -> None:
-    result = subprocess.run(
-        [LEDGER_EXE, "--ledger-url", "postgresql://nobody:s3cret@127.0.0.1:9/x", "counts"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    url = "postgresql://nobody:s3cret@127.0.0.1:9/x"
+    result = cli("--ledger-url", url, "counts", exe=LEDGER_EXE)
     assert result.returncode == 1
     assert result.stderr.startswith("target-convio-ledger: ledger_url: cannot open the ledger")
     assert "s3cret" not in result.stderr

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from target_convio.answers import Reply
@@ -67,7 +67,9 @@ class Checkpointer:
     """Collects records into checkpoints of `size`; commits each, strictly in order.
 
     `stop_reason` says why the run is stopping (then no checkpoint is complete); `poll` is
-    called while the reader waits here, so a signal can still be acted on.
+    called while the reader waits here, so a signal can still be acted on. A step that fails
+    (a full disk, a ledger gone) calls `stop_run`: no new call starts, the checkpoints of the
+    calls in flight still settle and reach the steps that work, and no STATE line is printed.
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class Checkpointer:
         stop_reason: Callable[[], str | None],
         poll: Callable[[], object],
         logger: logging.Logger,
+        *,
+        stop_run: Callable[[str], object] = lambda reason: None,
     ) -> None:
         self.summary = Summary()
         self.tap_state: dict[str, Any] | None = None  # the latest the tap sent
@@ -88,6 +92,8 @@ class Checkpointer:
         self._stop_reason = stop_reason
         self._poll = poll
         self._logger = logger
+        self._stop_run = stop_run
+        self._broken: set[int] = set()  # steps that failed: not tried again
         self._open = Checkpoint(1)
         self._sealed_state: dict[str, Any] | None = None
         self._queue: queue.Queue[Checkpoint | None] = queue.Queue(MAX_WAITING)
@@ -157,7 +163,7 @@ class Checkpointer:
             while (checkpoint := self._queue.get()) is not None:
                 self._commit(checkpoint)
                 self._queue.task_done()
-        except BaseException as exc:  # handed to the reader thread, which reports it
+        except BaseException as exc:  # a bug: handed to the reader thread, which reports it
             self.error = exc
             self.stopped = True
             while self._queue.get() is not None:  # unblock a reader waiting to seal
@@ -172,9 +178,17 @@ class Checkpointer:
         result = Settled(
             checkpoint.number, rows, not self.stopped, checkpoint.tap_state, self.summary
         )
-        for step in self._steps:
-            if result.complete or not step.complete_only:
+        for index, step in enumerate(self._steps):
+            if index in self._broken or (step.complete_only and not result.complete):
+                continue
+            try:
                 step.commit(result)
+            except Exception as exc:
+                self._broken.add(index)
+                self.error = self.error or exc
+                self.stopped = True
+                self._stop_run(str(exc))
+                result = replace(result, complete=False)
         if result.complete:
             self.written = checkpoint.number
             self._log_progress(checkpoint.number)

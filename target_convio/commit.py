@@ -6,17 +6,19 @@ ledger, then the STATE line. A new kind of commit is a new step class.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from singer_sdk.singerlib.json import serialize_json
 
+from target_convio.claims import cons_id_claim
 from target_convio.ledger import ACCEPTED, FAILED, REJECTED, Change, Ledger
 from target_convio.outcomes import Outcome
 from target_convio.rows import ResultRow
@@ -109,17 +111,33 @@ class AppendResults:
 
 
 class RecordInLedger:
-    """Keeps in the sync ledger what Convio did with the checkpoint's sent records."""
+    """Keeps in the sync ledger what Convio did with the checkpoint's sent records.
+
+    A write that fails raises LedgerError ("Cannot write the ledger: ..."): the checkpointer
+    then stops the run in order.
+    """
 
     complete_only = False  # what was sent and settled is kept, even in a stopped checkpoint
 
-    def __init__(self, ledger: Ledger, run_id: str) -> None:
+    def __init__(self, ledger: Ledger, run_id: str, logger: logging.Logger) -> None:
         self._ledger = ledger
         self._run_id = run_id
+        self._logger = logger
 
     def commit(self, checkpoint: Settled) -> None:
         changes = [change for row in checkpoint.rows if (change := ledger_change(row))]
-        self._ledger.commit(changes, self._run_id)
+        try:
+            conflicts = self._ledger.commit(changes, self._run_id)
+        except Exception as exc:
+            raise self._ledger.failure("write", exc) from None
+        for change in conflicts:
+            self._logger.warning(
+                "Stream '%s', key %s: Convio answered with constituent %s, which the ledger "
+                "keeps for another key; it is not remembered for this one (already_used)",
+                change.stream,
+                json.dumps(change.key, default=str),
+                change.cons_id,
+            )
 
     def close(self) -> None:
         self._ledger.close()
@@ -131,36 +149,41 @@ def ledger_change(row: ResultRow) -> Change | None:
     if note is None:
         return None
     stream = row.record.stream
+    if not note.sent:
+        return Change(stream, note.identity, None)
+    sent = Change(
+        stream,
+        note.identity,
+        None,
+        note.fingerprint,
+        keep_cons_id=not note.dropped_cons_id,
+        key=note.key,
+        claims=note.claims,
+    )
     if row.outcome in (Outcome.CREATED, Outcome.UPDATED):
-        return Change(
-            stream,
-            note.identity,
-            note.fingerprint,
-            ACCEPTED,
-            row.cons_id,
-            False,
+        claims = note.claims | ({cons_id_claim(row.cons_id)} if row.cons_id else set())
+        return replace(
+            sent,
+            state=ACCEPTED,
+            cons_id=row.cons_id,
+            keep_cons_id=False,
             memberships=note.confirmed,
+            claims=frozenset(claims),
+            confirmed=True,
         )
-    keep = not note.dropped_cons_id
-    if row.outcome is Outcome.REJECTED:
-        return Change(
-            stream, note.identity, note.fingerprint, REJECTED, None, keep, row.code, row.message
-        )
+    if row.outcome is Outcome.REJECTED:  # Convio changed nothing: the key claims no more
+        return replace(sent, state=REJECTED, code=row.code, message=row.message, claims=frozenset())
     if row.outcome is Outcome.FAILED:
         replay = (
             {"params": note.params, "key": note.key, "memberships": note.wanted}
             if row.attempts
             else None
         )
-        return Change(
-            stream,
-            note.identity,
-            note.fingerprint,
-            FAILED,
-            None,
-            keep,
-            row.code,
-            row.message,
+        return replace(
+            sent,
+            state=FAILED,
+            code=row.code,
+            message=row.message,
             replay=replay,
             replayed=note.replayed,
         )

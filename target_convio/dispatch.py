@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from target_convio.answers import Reply, transient
@@ -15,6 +15,14 @@ from target_convio.codes import Kind
 
 log = logging.getLogger(__name__)
 MatchKey = tuple[str, str]
+
+
+@dataclass
+class Chain:
+    """One key's writes in this run: sent one after another, each with the cons_id the one
+    before it left (at first, the one the ledger remembers)."""
+
+    cons_id: str | None = None
 
 
 class Dispatcher:
@@ -40,18 +48,31 @@ class Dispatcher:
         self,
         method: str,
         params: dict[str, Any],
-        without_cons_id: dict[str, Any] | None = None,
         *,
+        chain: Chain | None = None,
+        without_cons_id: dict[str, Any] | None = None,
         read_only: bool = False,
     ) -> Future[Reply | None]:
-        """Send a call. `without_cons_id`: what to send instead if Convio answers 16 to the
-        cons_id the ledger supplied (the record was deleted or merged in Luminate).
-        `read_only` calls (a compare dry run's getUser) do not count for the breaker."""
+        """Send a call.
+
+        `chain`: the key's earlier writes in this run; the call follows them and carries the
+        cons_id they left, unless `params` has its own. `without_cons_id`: what to send
+        instead if Convio answers 16 to that cons_id (deleted or merged in Luminate).
+        `read_only` calls (a compare dry run's getUser) do not count for the breaker.
+        """
         keys = match_keys(params)
+        if chain is not None:
+            keys.append(("chain", str(id(chain))))
         with self._lock:
             earlier = {self._latest[key] for key in keys if key in self._latest}
             future = self._executor.submit(
-                self._call, method, params, earlier, without_cons_id, read_only
+                self._call,
+                method,
+                params,
+                earlier,
+                chain=chain,
+                without_cons_id=without_cons_id,
+                read_only=read_only,
             )
             self._latest.update(dict.fromkeys(keys, future))
         future.add_done_callback(lambda done: self._forget(keys, done))
@@ -68,6 +89,8 @@ class Dispatcher:
         method: str,
         params: dict[str, Any],
         earlier: set[Future[Reply | None]],
+        *,
+        chain: Chain | None,
         without_cons_id: dict[str, Any] | None,
         read_only: bool,
     ) -> Reply | None:
@@ -75,10 +98,13 @@ class Dispatcher:
         wait(earlier)
         if self.stop_reason:
             return None
+        supplied = chain.cons_id if chain is not None and not params.get("cons_id") else None
         try:
-            reply = self.client.call(method, params)
-            if reply.code == "16" and without_cons_id is not None and not self.stop_reason:
-                again = self.client.call(method, without_cons_id)
+            reply = self.client.call(
+                method, {**params, "cons_id": supplied} if supplied else params
+            )
+            if supplied and reply.code == "16" and not self.stop_reason:
+                again = self.client.call(method, without_cons_id or params)
                 attempts = reply.attempts + again.attempts
                 reply = replace(again, attempts=attempts, without_cons_id=True)
         except Exception as exc:  # a bug must cost one record a row, not the run its results
@@ -88,6 +114,10 @@ class Dispatcher:
         if reply.kind is Kind.FATAL:
             self.stop(f"Convio refused {method} ({describe(reply)})")
             return None
+        if chain is not None and reply.kind is Kind.OK and reply.cons_id:
+            chain.cons_id = reply.cons_id
+        elif chain is not None and reply.without_cons_id:
+            chain.cons_id = None
         if self.stop_reason and reply.kind is Kind.TRANSIENT:
             return None  # its retries were cut short by the stop
         # A read's "no record matches" is an answer, not a failure: reads do not count.

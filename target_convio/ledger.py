@@ -1,9 +1,9 @@
 """The sync ledger's storage: what Convio last did with each record, in SQLite or PostgreSQL.
 
-One entry per (site, stream, identity). It keeps hashes, never the record: the identity and
-the fingerprint are SHA-256 digests, plus the cons_id, the last outcome and, only while a
-record waits to be replayed, its write parameters. Reads and writes go a chunk at a time; a
-checkpoint's changes are one transaction. SQLAlchemy Core reaches both databases.
+One entry per (site, stream, identity). It keeps hashes, never the record: the identity, the
+fingerprint and each claimed match value are SHA-256 digests, plus the key's values, the
+cons_id, the last outcome and, only while a record waits to be replayed, its write parameters.
+Reads go a chunk at a time; a checkpoint's changes are one transaction, applied in input order.
 """
 
 from __future__ import annotations
@@ -11,44 +11,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 
-SCHEMA_VERSION = 2  # 2: memberships
+from target_convio.claims import cons_id_claim
+from target_convio.ledger_schema import (
+    MAX_MESSAGE,
+    SCHEMA_VERSION,
+    LedgerError,
+    check_url,
+    claims,
+    engine_for,
+    entries,
+    exists,
+    indexable,
+    meta_table,
+    metadata,
+    reason,
+    storable,
+    upgrade,
+)
+
 CHUNK = 500
 ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
-
-metadata = sa.MetaData()
-meta_table = sa.Table(
-    "target_convio_meta",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(200), nullable=False),
-)
-entries = sa.Table(
-    "target_convio_ledger",
-    metadata,
-    sa.Column("site", sa.String(500), primary_key=True),
-    sa.Column("stream", sa.String(500), primary_key=True),
-    sa.Column("identity", sa.String(64), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("cons_id", sa.String(64)),
-    sa.Column("code", sa.String(16)),
-    sa.Column("message", sa.Text),
-    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_run", sa.String(64)),
-    sa.Column("replay_params", sa.Text),
-    sa.Column("replays", sa.Integer, nullable=False, default=0),
-    sa.Column("memberships", sa.Text),  # {"group:1234": true, ...} as Convio last confirmed
-)
-sa.Index("target_convio_ledger_replays", entries.c.site, entries.c.stream, entries.c.state)
+DAMAGED = ""  # the fingerprint of an entry that could not be read back: it matches nothing
 
 
 @dataclass(frozen=True)
@@ -63,6 +52,7 @@ class Entry:
     confirmed_at: dt.datetime | None
     replays: int
     memberships: dict[str, bool] = field(default_factory=dict)
+    queued: bool = False  # a replay waits in the queue
 
 
 @dataclass(frozen=True)
@@ -90,17 +80,30 @@ class Replay:
             confirmed_at=None,
             replays=self.replays,
             memberships=self.confirmed,
+            queued=True,
         )
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Another key holds this match value: its identity and its key's values."""
+
+    identity: str
+    key: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Change:
-    """One settled record, as the ledger keeps it."""
+    """One settled record, as the ledger keeps it.
+
+    `state` None: the record was not sent (a newer record that is invalid, unchanged or
+    skipped); it only takes its key's replay out of the queue.
+    """
 
     stream: str
     identity: str
-    fingerprint: str
-    state: str
+    state: str | None
+    fingerprint: str = ""
     cons_id: str | None = None
     keep_cons_id: bool = True  # else `cons_id` replaces the stored one, None included
     code: str | None = None
@@ -108,46 +111,71 @@ class Change:
     replay: Mapping[str, Any] | None = None  # {"params", "key", "memberships"} to send again
     replayed: bool = False  # this run's send was a replay
     memberships: Mapping[str, bool] | None = None  # confirmed now (accepted writes only)
+    key: Mapping[str, Any] | None = None
+    claims: frozenset[str] = frozenset()  # hashes of the match values it was sent with
+    confirmed: bool = False  # Convio accepted it (or an earlier change of this checkpoint)
 
-
-class LedgerError(Exception):
-    """The ledger cannot be opened or used; the message names the setting."""
-
-
-def engine_for(url: str) -> sa.Engine:
-    """An engine for `ledger_url`; a relative SQLite path is from the working directory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return sa.create_engine(parsed, connect_args={"timeout": 30})
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    def then(self, later: Change) -> Change:
+        """This change followed by a later one of the same key: what the ledger must hold."""
+        if later.state is None:
+            return replace(self, replay=None)
+        merged = later
+        if later.keep_cons_id and later.cons_id is None:
+            merged = replace(merged, cons_id=self.cons_id, keep_cons_id=self.keep_cons_id)
+        if not later.confirmed:
+            # An accepted write's values and memberships stand until another is accepted; a
+            # write that failed may have landed, so what it claimed is kept too.
+            merged = replace(
+                merged,
+                claims=self.claims | later.claims,
+                memberships=self.memberships,
+                confirmed=self.confirmed,
+            )
+        return merged
 
 
 class Ledger:
     """The ledger of one site (its `api_url`)."""
 
-    def __init__(self, engine: sa.Engine, site: str) -> None:
+    def __init__(self, engine: sa.Engine, site: str, url: str = "") -> None:
         self.engine = engine
-        self.site = site
-        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(
-            engine.dialect.name
-        )
-        if self._insert is None:
+        self.site = indexable(site)
+        self._url = url
+        self.version = SCHEMA_VERSION
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
+        if insert is None:
             raise LedgerError(f"ledger_url: {engine.dialect.name} is not supported")
+        self._insert: Any = insert
 
     @classmethod
-    def open(cls, url: str, site: str) -> Ledger:
+    def open(cls, url: str, site: str, *, timeout: float = 30.0) -> Ledger:
         """Connect, and create or upgrade the schema; LedgerError says what failed."""
+        parsed = check_url(url)
         try:
-            engine = engine_for(url)
-            ledger = cls(engine, site)
+            ledger = cls(engine_for(parsed, timeout), site, url)
             ledger._prepare()
         except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise LedgerError(f"ledger_url: cannot open the ledger ({_reason(exc)})") from None
+            raise LedgerError(f"ledger_url: cannot open the ledger ({reason(exc, url)})") from None
+        return ledger
+
+    @classmethod
+    def find(cls, url: str, site: str, *, timeout: float = 30.0) -> Ledger | None:
+        """An existing ledger, read as it is (never created or upgraded); None if there is none."""
+        parsed = check_url(url)
+        if not exists(parsed):
+            return None
+        try:
+            ledger = cls(engine_for(parsed, timeout, create=False), site, url)
+            with ledger.engine.connect() as connection:
+                if not sa.inspect(connection).has_table(meta_table.name):
+                    ledger.close()
+                    return None
+                found = connection.execute(
+                    sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
+                ).scalar()
+            ledger.version = int(found or 0)
+        except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:
+            raise LedgerError(f"ledger_url: cannot open the ledger ({reason(exc, url)})") from None
         return ledger
 
     def _prepare(self) -> None:
@@ -169,10 +197,9 @@ class Ledger:
                 sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
             ).scalar()
             if found is None:
+                statement = self._insert(meta_table).on_conflict_do_nothing(index_elements=["name"])
                 connection.execute(
-                    self._insert_if_new(meta_table, ["name"]).values(
-                        name="schema_version", value=str(SCHEMA_VERSION)
-                    )
+                    statement.values(name="schema_version", value=str(SCHEMA_VERSION))
                 )
             elif int(found) > SCHEMA_VERSION:
                 raise LedgerError(
@@ -180,21 +207,28 @@ class Ledger:
                     f"{found}, this one knows {SCHEMA_VERSION})"
                 )
             elif int(found) < SCHEMA_VERSION:
-                _upgrade(connection, int(found))
-
-    def _insert_if_new(self, table: sa.Table, keys: list[str]) -> Any:
-        statement: Any = self._insert(table)  # type: ignore[misc]
-        return statement.on_conflict_do_nothing(index_elements=keys)
+                upgrade(connection, int(found))
 
     def close(self) -> None:
         self.engine.dispose()
 
+    def failure(self, verb: str, exc: BaseException) -> LedgerError:
+        """The one line that reports a ledger fault, without the URL's password."""
+        return LedgerError(f"Cannot {verb} the ledger: {reason(exc, self._url)}")
+
     # -- reading --------------------------------------------------------------------------
 
     def lookup(self, stream: str, identities: Sequence[str]) -> dict[str, Entry]:
-        """The entries of these identities, one query per CHUNK of them."""
+        """The entries of these identities, one query per CHUNK of them.
+
+        An entry that cannot be read back (a damaged timestamp or memberships) is given a
+        fingerprint that matches nothing, so its record is sent again.
+        """
         found: dict[str, Entry] = {}
         wanted = sorted(set(identities))
+        confirmed_at: Any = entries.c.confirmed_at
+        if self.engine.dialect.name == "sqlite":  # SQLite keeps text: read it ourselves
+            confirmed_at = sa.type_coerce(entries.c.confirmed_at, sa.Text)
         with self.engine.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
                 rows = connection.execute(
@@ -205,26 +239,45 @@ class Ledger:
                         entries.c.cons_id,
                         entries.c.code,
                         entries.c.message,
-                        entries.c.confirmed_at,
+                        confirmed_at.label("confirmed_at"),
                         entries.c.replays,
                         entries.c.memberships,
+                        entries.c.replay_params.is_not(None).label("queued"),
                     ).where(
                         entries.c.site == self.site,
-                        entries.c.stream == stream,
+                        entries.c.stream == indexable(stream),
                         entries.c.identity.in_(wanted[start : start + CHUNK]),
                     )
                 )
                 for row in rows:
-                    found[row.identity] = Entry(
-                        row.fingerprint,
-                        row.state,
-                        row.cons_id,
-                        row.code,
-                        row.message,
-                        _aware(row.confirmed_at),
-                        row.replays,
-                        _memberships(row.memberships),
+                    found[row.identity] = _entry(row)
+        return found
+
+    def claims(self, stream: str, hashes: Sequence[str]) -> dict[str, Claim]:
+        """Which keys hold these match values, one query per CHUNK of them."""
+        found: dict[str, Claim] = {}
+        wanted = sorted(set(hashes))
+        joined = claims.outerjoin(
+            entries,
+            sa.and_(
+                entries.c.site == claims.c.site,
+                entries.c.stream == claims.c.stream,
+                entries.c.identity == claims.c.identity,
+            ),
+        )
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), CHUNK):
+                rows = connection.execute(
+                    sa.select(claims.c.hash, claims.c.identity, entries.c.record_key)
+                    .select_from(joined)
+                    .where(
+                        claims.c.site == self.site,
+                        claims.c.stream == indexable(stream),
+                        claims.c.hash.in_(wanted[start : start + CHUNK]),
                     )
+                )
+                for row in rows:
+                    found[row.hash] = Claim(row.identity, _json(row.record_key))
         return found
 
     def replays(self, stream: str, run_id: str) -> Iterator[Replay]:
@@ -243,7 +296,7 @@ class Ledger:
                     )
                     .where(
                         entries.c.site == self.site,
-                        entries.c.stream == stream,
+                        entries.c.stream == indexable(stream),
                         entries.c.state == FAILED,
                         entries.c.replay_params.is_not(None),
                         sa.or_(entries.c.last_run.is_(None), entries.c.last_run != run_id),
@@ -255,7 +308,9 @@ class Ledger:
             if not rows:
                 return
             for row in rows:
-                stored = json.loads(row.replay_params)
+                stored = _json(row.replay_params)
+                if not isinstance(stored, dict) or not isinstance(stored.get("params"), dict):
+                    continue  # damaged: nothing to send
                 yield Replay(
                     row.identity,
                     row.fingerprint,
@@ -263,67 +318,158 @@ class Ledger:
                     stored.get("key"),
                     row.cons_id,
                     row.replays,
-                    stored.get("memberships") or {},
-                    _memberships(row.memberships),
+                    _flags(stored.get("memberships") or {}) or {},
+                    _memberships(row.memberships) or {},
                 )
             after = rows[-1].identity
 
     # -- writing --------------------------------------------------------------------------
 
-    def commit(self, changes: Sequence[Change], run_id: str) -> None:
-        """A checkpoint's changes, in one transaction: one statement per kind of change."""
-        if not changes:
-            return
-        now = dt.datetime.now(dt.timezone.utc)
-        groups: dict[tuple[str, bool, bool], list[dict[str, Any]]] = {}
-        for change in changes:
-            replace_cons_id = change.cons_id is not None or not change.keep_cons_id
-            values: dict[str, Any] = {
-                "site": self.site,
-                "stream": change.stream,
-                "identity": change.identity,
-                "fingerprint": change.fingerprint,
-                "state": change.state,
-                "cons_id": change.cons_id,
-                "code": change.code,
-                "message": change.message,
-                "confirmed_at": now if change.state == ACCEPTED else None,
-                "updated_at": now,
-                "last_run": run_id,
-                "replay_params": (
-                    json.dumps(dict(change.replay), sort_keys=True, default=str)
-                    if change.replay is not None
-                    else None
-                ),
-                "replays": 1 if change.replayed else 0,
-                "memberships": (
-                    json.dumps(dict(change.memberships), sort_keys=True)
-                    if change.memberships
-                    else None
-                ),
-            }
-            kind = (change.state, replace_cons_id, change.replayed)
-            groups.setdefault(kind, []).append(values)
-        with self.engine.begin() as connection:
-            for kind, rows in groups.items():
-                connection.execute(self._upsert_entries(*kind), rows)
+    def commit(self, changes: Sequence[Change], run_id: str) -> list[Change]:
+        """A checkpoint's changes, in one transaction, as if applied one by one in input order.
 
-    def _upsert_entries(self, state: str, replace_cons_id: bool, replayed: bool) -> Any:
-        statement: Any = self._insert(entries)  # type: ignore[misc]
+        Returns the accepted writes whose cons_id another key holds: they are not remembered
+        with it (one constituent, one key), and are kept as refused.
+        """
+        merged: dict[tuple[str, str], Change] = {}
+        for change in changes:
+            slot = (change.stream, change.identity)
+            earlier = merged.get(slot)
+            merged[slot] = change if earlier is None else earlier.then(change)
+        if not merged:
+            return []
+        now = dt.datetime.now(dt.timezone.utc)
+        with self.engine.begin() as connection:
+            conflicts = self._conflicts(connection, list(merged.values()))
+            folded = [conflicts.get(slot, change) for slot, change in merged.items()]
+            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            for change in folded:
+                groups.setdefault(_kind(change), []).append(self._values(change, now, run_id))
+            for kind, rows in groups.items():
+                connection.execute(self._statement(*kind), rows)
+            self._write_claims(connection, folded)
+        return [merged[slot] for slot in conflicts]
+
+    def _values(self, change: Change, now: dt.datetime, run_id: str) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "stream": indexable(change.stream),
+            "identity": change.identity,
+            "fingerprint": change.fingerprint,
+            "state": change.state or "",
+            "cons_id": storable(change.cons_id),
+            "code": storable(change.code, 100),
+            "message": storable(change.message, MAX_MESSAGE),
+            "confirmed_at": now if change.confirmed else None,
+            "updated_at": now,
+            "last_run": run_id,
+            "replay_params": (
+                json.dumps(dict(change.replay), sort_keys=True, default=str)
+                if change.replay is not None
+                else None
+            ),
+            "replays": 1 if change.replayed else 0,
+            "memberships": (
+                json.dumps(dict(change.memberships), sort_keys=True) if change.memberships else None
+            ),
+            "record_key": json.dumps(change.key, default=str) if change.key else None,
+        }
+
+    def _statement(self, state: str | None, replace_cons_id: bool, confirmed: bool) -> Any:
+        where = sa.and_(
+            entries.c.site == sa.bindparam("site"),
+            entries.c.stream == sa.bindparam("stream"),
+            entries.c.identity == sa.bindparam("identity"),
+        )
+        if state is None:  # a newer record, not sent: only its replay leaves the queue
+            return (
+                sa.update(entries)
+                .where(where)
+                .values(replay_params=None, last_run=sa.bindparam("last_run"))
+            )
+        statement: Any = self._insert(entries)
         kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at", "memberships")
         update = {c.name: statement.excluded[c.name] for c in entries.c if c.name not in kept}
         if replace_cons_id:
             update["cons_id"] = statement.excluded["cons_id"]
-        if state == ACCEPTED:
+        if confirmed:
             update["confirmed_at"] = statement.excluded["confirmed_at"]
             update["memberships"] = statement.excluded["memberships"]
         if state == FAILED:
-            update["replays"] = entries.c.replays + (1 if replayed else 0)
+            update["replays"] = entries.c.replays + statement.excluded["replays"]
         else:
             update["replays"] = 0
         return statement.on_conflict_do_update(
             index_elements=["site", "stream", "identity"], set_=update
         )
+
+    def _conflicts(
+        self, connection: sa.Connection, changes: Sequence[Change]
+    ) -> dict[tuple[str, str], Change]:
+        """Accepted writes that landed on a constituent another key holds, as refusals."""
+        wanted = [c for c in changes if c.state == ACCEPTED and c.cons_id]
+        if not wanted:
+            return {}
+        owners: dict[str, str] = {}
+        for stream in {c.stream for c in wanted}:
+            hashes = [cons_id_claim(c.cons_id or "") for c in wanted if c.stream == stream]
+            rows = connection.execute(
+                sa.select(claims.c.hash, claims.c.identity).where(
+                    claims.c.site == self.site,
+                    claims.c.stream == indexable(stream),
+                    claims.c.hash.in_(hashes),
+                )
+            )
+            owners.update({f"{stream}\0{row.hash}": row.identity for row in rows})
+        found: dict[tuple[str, str], Change] = {}
+        for change in wanted:
+            slot = f"{change.stream}\0{cons_id_claim(change.cons_id or '')}"
+            owner = owners.setdefault(slot, change.identity)
+            if owner != change.identity:
+                found[(change.stream, change.identity)] = replace(
+                    change,
+                    state=REJECTED,
+                    cons_id=None,
+                    keep_cons_id=False,
+                    code=None,
+                    message=f"Convio answered with constituent {change.cons_id}, which another "
+                    "key of this stream holds (already_used); it is not remembered for this key",
+                    claims=change.claims - {cons_id_claim(change.cons_id or "")},
+                )
+        return found
+
+    def _write_claims(self, connection: sa.Connection, changes: Sequence[Change]) -> None:
+        released = [
+            {"site": self.site, "stream": indexable(c.stream), "identity": c.identity}
+            for c in changes
+            if c.confirmed
+        ]
+        if released:
+            connection.execute(
+                sa.delete(claims).where(
+                    claims.c.site == sa.bindparam("site"),
+                    claims.c.stream == sa.bindparam("stream"),
+                    claims.c.identity == sa.bindparam("identity"),
+                ),
+                released,
+            )
+        held: dict[tuple[str, str], str] = {}
+        for change in changes:
+            for digest in change.claims:
+                held[(indexable(change.stream), digest)] = change.identity
+        if held:
+            statement: Any = self._insert(claims)
+            statement = statement.on_conflict_do_update(
+                index_elements=["site", "stream", "hash"],
+                set_={"identity": statement.excluded["identity"]},
+            )
+            connection.execute(
+                statement,
+                [
+                    {"site": self.site, "stream": stream, "hash": digest, "identity": identity}
+                    for (stream, digest), identity in held.items()
+                ],
+            )
 
     # -- the console script's views -------------------------------------------------------
 
@@ -341,7 +487,7 @@ class Ledger:
         """The replay queue of every site (or of one stream), oldest first."""
         condition = sa.and_(entries.c.state == FAILED, entries.c.replay_params.is_not(None))
         if stream is not None:
-            condition = sa.and_(condition, entries.c.stream == stream)
+            condition = sa.and_(condition, entries.c.stream == indexable(stream))
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(
@@ -359,7 +505,7 @@ class Ledger:
                 {
                     "site": row.site,
                     "stream": row.stream,
-                    "key": json.loads(row.replay_params).get("key"),
+                    "key": (_json(row.replay_params) or {}).get("key"),
                     "replays": row.replays,
                     "message": row.message,
                     "since": _aware(row.updated_at),
@@ -369,26 +515,63 @@ class Ledger:
 
     def forget(self, stream: str, site: str | None = None) -> int:
         """Remove a stream's entries (of one site, or all); its next run sends everything."""
-        condition = entries.c.stream == stream
-        if site is not None:
-            condition = sa.and_(condition, entries.c.site == site)
+        removed = 0
         with self.engine.begin() as connection:
-            return int(connection.execute(sa.delete(entries).where(condition)).rowcount)
+            for table in (claims, entries):
+                condition = table.c.stream == indexable(stream)
+                if site is not None:
+                    condition = sa.and_(condition, table.c.site == indexable(site))
+                removed = int(connection.execute(sa.delete(table).where(condition)).rowcount)
+        return removed
 
 
-def _upgrade(connection: sa.Connection, version: int) -> None:
-    """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry."""
-    if version < 2:
-        connection.execute(sa.text("ALTER TABLE target_convio_ledger ADD COLUMN memberships TEXT"))
-    connection.execute(
-        sa.update(meta_table)
-        .where(meta_table.c.name == "schema_version")
-        .values(value=str(SCHEMA_VERSION))
+def _kind(change: Change) -> tuple[str | None, bool, bool]:
+    replace_cons_id = change.cons_id is not None or not change.keep_cons_id
+    return (change.state, replace_cons_id, change.confirmed)
+
+
+def _entry(row: Any) -> Entry:
+    memberships = _memberships(row.memberships)
+    try:
+        confirmed_at = _time(row.confirmed_at)
+    except ValueError:
+        confirmed_at, memberships = None, None
+    return Entry(
+        DAMAGED if memberships is None else row.fingerprint,
+        row.state,
+        row.cons_id,
+        row.code,
+        row.message,
+        confirmed_at,
+        row.replays or 0,
+        memberships or {},
+        bool(row.queued),
     )
 
 
-def _memberships(text: str | None) -> dict[str, bool]:
-    return {str(k): bool(v) for k, v in json.loads(text).items()} if text else {}
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _memberships(text: str | None) -> dict[str, bool] | None:
+    """What Convio confirmed; None when the stored text is damaged."""
+    return _flags(_json(text) if text else {})
+
+
+def _flags(value: Any) -> dict[str, bool] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(k): bool(v) for k, v in value.items()}
+
+
+def _time(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A stored time in UTC; ValueError when it cannot be read."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _aware(value)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -396,11 +579,3 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
     return value
-
-
-def _reason(exc: BaseException) -> str:
-    """A one-line reason without the URL (it may hold a password)."""
-    text = (
-        str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
-    )
-    return f"{type(exc).__name__}: {text[:200]}"

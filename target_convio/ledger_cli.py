@@ -7,7 +7,8 @@ import json
 import os
 import sys
 
-from target_convio.ledger import Ledger, LedgerError
+from target_convio.ledger import Ledger
+from target_convio.ledger_schema import LedgerError
 from target_convio.settings import DEFAULT_LEDGER_URL
 
 ENV = "TARGET_CONVIO_LEDGER_URL"

@@ -106,10 +106,13 @@ def _locator(name: str, value: Any) -> str:
 
 
 def key_problems(key: Mapping[str, Any] | None) -> list[FieldError]:
-    """A key that could not be written back as it came (text UTF-8 cannot carry)."""
+    """A key property that is null, missing or blank (every such record would share one ledger
+    identity), or that could not be written back as it came (text UTF-8 cannot carry)."""
     errors = []
     for name, value in (key or {}).items():
-        if isinstance(value, str):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors.append(FieldError(name, "required", "key property is null, missing or blank"))
+        elif isinstance(value, str):
             try:
                 sendable(value)
             except FieldValueError as problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,13 @@ class LedgerNote:
     confirmed: dict[str, bool] = field(default_factory=dict)  # held once the write succeeds
     dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
     replayed: bool = False
+    claims: frozenset[str] = frozenset()  # the match values it was sent with (claims.py)
+    sent: bool = True  # else a newer record that was not sent: it only ends the key's replay
+
+
+def superseding(identity: str) -> LedgerNote:
+    """The note of a record that was not sent: its key's queued replay is outdated."""
+    return LedgerNote(identity, "", {}, None, sent=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,18 @@ def invalid_row(record: RecordRef, errors: Sequence[FieldError]) -> ResultRow:
     """A record that failed the checks before sending; it cost no call."""
     summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
     return ResultRow(record, Outcome.INVALID, message=f"not sent: {summary}", errors=tuple(errors))
+
+
+def already_used_row(record: RecordRef, field: str, other_key: dict[str, Any] | None) -> ResultRow:
+    """A record whose match value belongs to the constituent of another key: not sent."""
+    owner = f"another key ({json.dumps(other_key, default=str)})" if other_key else "another key"
+    error = FieldError(
+        field,
+        "already_used",
+        f"{field} belongs to the constituent of {owner} of this stream; not sent, so that "
+        "constituent is not overwritten. It is sent once the values differ.",
+    )
+    return invalid_row(record, [error])
 
 
 def skipped_row(record: RecordRef, reason: str, cons_id: str | None = None) -> ResultRow:
@@ -174,7 +194,8 @@ def reply_row(
     A refusal's field is the code's own (codes.py), else the field its message names.
     """
     if note is not None and reply.without_cons_id:
-        note = replace(note, dropped_cons_id=True)
+        # A new constituent, or another one: it holds just the memberships sent to it.
+        note = replace(note, dropped_cons_id=True, confirmed=dict(note.wanted))
     if reply.kind is Kind.OK:
         message = str((reply.body or {}).get("message") or "")
         if reply.without_cons_id:

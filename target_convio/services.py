@@ -16,6 +16,7 @@ from target_convio.commit import AppendResults, CommitStep, PrintState, RecordIn
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import Ledger
+from target_convio.ledger_schema import SCHEMA_VERSION
 from target_convio.rows import new_run_id
 from target_convio.settings import Settings
 from target_convio.sync import Gate
@@ -84,10 +85,19 @@ def open_services(
     if settings.results_path:  # opened first: an unwritable path stops the run now
         steps.append(AppendResults(settings.results_path, logger))
     ledger = None
-    if settings.ledger_url and (settings.compare or not settings.dry_run):
-        ledger = Ledger.open(settings.ledger_url, settings.client.api_url)
-        if not settings.dry_run:  # a compare dry run only reads the ledger's cons_ids
-            steps.append(RecordInLedger(ledger, run_id))
+    timeout = settings.client.request_timeout_seconds
+    if settings.ledger_url and not settings.dry_run:
+        ledger = Ledger.open(settings.ledger_url, settings.client.api_url, timeout=timeout)
+        steps.append(RecordInLedger(ledger, run_id, logger))
+    elif settings.ledger_url and settings.compare:  # only reads the ledger's cons_ids
+        ledger = Ledger.find(settings.ledger_url, settings.client.api_url, timeout=timeout)
+        if ledger is not None and ledger.version != SCHEMA_VERSION:
+            logger.warning(
+                "The ledger was written by an older target-convio; a compare dry run does not "
+                "upgrade it, so it compares without it (a real run upgrades it)"
+            )
+            ledger.close()
+            ledger = None
     state_lines = PrintState(settings.results_in_state)
     steps.append(state_lines)
     client = ConvioClient(settings.client, transport)
@@ -100,6 +110,7 @@ def open_services(
         stop_reason=lambda: dispatcher.stop_reason,
         poll=poll,
         logger=logger,
+        stop_run=dispatcher.stop,
     )
     gate = Gate(ledger, settings.sync, dispatcher, checkpointer, run_id)
     return Services(settings, run_id, client, dispatcher, checkpointer, state_lines, gate)

@@ -9,10 +9,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 from singer_sdk import typing as th
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from target_convio.client import ClientSettings, ConfigError, check_settings
+from target_convio.ledger_schema import LedgerError, check_url
 from target_convio.memberships import MIN_GROUP_ID, MembershipMap
 from target_convio.modes import SyncMode
 from target_convio.sync import SyncSettings
@@ -238,7 +237,9 @@ class Settings:
             extra_params=_extra_params(config),
             dry_run=get("dry_run", False) in (True, "true", "compare"),
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
-            memberships=_memberships(get("group_map", {}), get("interest_map", {})),
+            memberships=_memberships(
+                get("group_map", {}), get("interest_map", {}), get("add_group_ids", [])
+            ),
             sync=SyncSettings(
                 mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
                 full_sync=bool(get("full_sync", False)),
@@ -320,19 +321,36 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _memberships(groups: Mapping[str, Any], interests: Mapping[str, Any]) -> MembershipMap:
-    """ConfigError for a group Convio keeps to itself (below 1000) or a shared property."""
-    low = sorted(
-        f"{prop}: {number}" for prop, number in groups.items() if int(number) < MIN_GROUP_ID
-    )
-    if low:
-        raise ConfigError(
-            f"group_map names groups below {MIN_GROUP_ID}, which are Convio's own and cannot "
-            f"be changed ({', '.join(low)})"
-        )
+def _memberships(
+    groups: Mapping[str, Any], interests: Mapping[str, Any], always: list[int]
+) -> MembershipMap:
+    """ConfigError for a group Convio keeps to itself (below 1000), or memberships that two
+    settings would both decide."""
+    for setting, low in (
+        ("group_map", [f"{p}: {n}" for p, n in groups.items() if int(n) < MIN_GROUP_ID]),
+        ("add_group_ids", [str(n) for n in always if int(n) < MIN_GROUP_ID]),
+    ):
+        if low:
+            raise ConfigError(
+                f"{setting} names groups below {MIN_GROUP_ID}, which are Convio's own and "
+                f"cannot be changed ({', '.join(sorted(low))})"
+            )
     both = sorted(set(groups) & set(interests))
     if both:
         raise ConfigError(f"group_map and interest_map both map {', '.join(both)}")
+    for name, mapping in (("group_map", groups), ("interest_map", interests)):
+        twice = sorted({int(n) for n in mapping.values() if list(mapping.values()).count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"{name} maps one id from two properties, which would contradict each other: "
+                f"{', '.join(map(str, twice))}"
+            )
+    overlap = sorted({int(n) for n in groups.values()} & {int(n) for n in always})
+    if overlap:
+        raise ConfigError(
+            f"add_group_ids adds every record to groups that group_map also decides per "
+            f"record: {', '.join(map(str, overlap))}"
+        )
     return MembershipMap(
         {str(k): int(v) for k, v in groups.items()}, {str(k): int(v) for k, v in interests.items()}
     )
@@ -343,11 +361,9 @@ def _ledger_url(value: str) -> str | None:
     if value.strip().lower() in ("none", "off", ""):
         return None
     try:
-        backend = make_url(value).get_backend_name()
-    except ArgumentError:
-        backend = ""
-    if backend not in ("sqlite", "postgresql"):
-        raise ConfigError("ledger_url must be sqlite:///path, postgresql://... or none")
+        check_url(value)
+    except LedgerError as exc:
+        raise ConfigError(str(exc)) from None
     return value
 
 

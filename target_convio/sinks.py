@@ -49,7 +49,7 @@ class ConstituentSink(RecordSink):
             self.logger,
             read_elsewhere=settings.memberships.properties,
         )
-        self.services.gate.receive(stream_name, self.catalogue)
+        self.services.gate.receive(stream_name, self.catalogue, self.key_properties or [])
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
@@ -62,7 +62,8 @@ class ConstituentSink(RecordSink):
         key: dict[str, Any] | None = {name: record.get(name) for name in self.key_properties}
         seq = services.next_seq(self.stream_name)
         ref = RecordRef(services.run_id, self.stream_name, seq, key or None)
-        problems = record.pop(SCHEMA_ERRORS, []) + key_problems(key)
+        key_errors = key_problems(key)
+        problems = record.pop(SCHEMA_ERRORS, []) + key_errors
         mapped = self.mapper.map(record)
         wanted, membership_errors = settings.memberships.wanted(record)
         errors = problems + mapped.errors + membership_errors
@@ -70,6 +71,8 @@ class ConstituentSink(RecordSink):
             # else "no match key" would only repeat why the locator was refused
             errors += settings.sync_mode.checks(mapped.params, self.catalogue)
         candidate = Candidate(ref)
+        if not key_errors:
+            candidate.identity = identity_of(key, mapped.params)
         if errors:
             candidate.row = invalid_row(ref, errors)
             if settings.compare:  # Convio would refuse it too, or never see it
@@ -78,6 +81,5 @@ class ConstituentSink(RecordSink):
             candidate.row = skipped_row(ref, "dry run: not sent")
         else:
             candidate.params = {**mapped.params, **settings.extra_params}
-            candidate.identity = identity_of(key, candidate.params)
             candidate.memberships = wanted
         services.gate.add(candidate)

@@ -2,38 +2,44 @@
 
 Records pass through a `Gate` in input order. With a ledger, the gate holds them until a
 chunk is full (or the input pauses, or a STATE message arrives), looks the chunk up in one
-query, and hands each record on: settled at once (`unchanged`, or `rejected` as before) or
-sent. Without a ledger every record is sent as it comes.
+query (and, for those it would send, who holds their match values in another), and hands each
+record on: settled at once (`unchanged`, `rejected` as before, `invalid` as `already_used`)
+or sent. Without a ledger every record is sent as it comes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-from collections import Counter, deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
+from target_convio.claims import digest, match_claims
 from target_convio.compare import locator
-from target_convio.dispatch import Dispatcher
+from target_convio.dispatch import Chain, Dispatcher
 from target_convio.fields import Catalogue
-from target_convio.ledger import ACCEPTED, REJECTED, Entry, Ledger
+from target_convio.ledger import ACCEPTED, REJECTED, Claim, Entry, Ledger
 from target_convio.memberships import difference, with_changes
 from target_convio.modes import SyncMode
 from target_convio.rows import (
     LedgerNote,
     RecordRef,
     ResultRow,
+    already_used_row,
     given_up_row,
     rejected_before_row,
     skipped_row,
+    superseding,
     unchanged_row,
 )
 
 CHUNK = 200
+MAX_EXPONENT = 100  # integral numbers beyond this many digits keep their decimal form
 
 
 @dataclass(frozen=True)
@@ -57,19 +63,40 @@ class Candidate:
     params: dict[str, str] | None = None
     identity: str | None = None
     memberships: dict[str, bool] = field(default_factory=dict)  # what the record wants
+    fingerprint: str = ""
+    replayed: Entry | None = None  # a replay: its entry, as the queue gave it
 
 
 def identity_of(key: Mapping[str, Any] | None, params: Mapping[str, str]) -> str | None:
-    """A record's ledger identity: its key properties, else member_id, else its email."""
+    """A record's ledger identity: its key properties, else member_id, else its email.
+
+    Key values are compared as JSON values with numbers normalised: 1, 1.0 and 1.00 are one
+    key; "1" and 1 are two.
+    """
     if key:
-        basis: Any = ["key", sorted(key.items())]
+        basis: Any = ["key", sorted((name, _normalised(value)) for name, value in key.items())]
     elif params.get("member_id"):
         basis = ["member_id", params["member_id"]]
     elif params.get("primary_email"):
         basis = ["email", params["primary_email"].strip().casefold()]
     else:
         return None
-    return _digest(basis)
+    return digest(basis)
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, Decimal)):
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if number.is_finite() and number.adjusted() <= MAX_EXPONENT and number == int(number):
+            return int(number)  # as an integer key always was
+        return {"number": str(number.normalize())}
+    if isinstance(value, Mapping):
+        return {str(k): _normalised(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_normalised(v) for v in value]
+    return str(value)
 
 
 def fingerprint_of(
@@ -78,13 +105,8 @@ def fingerprint_of(
     """A hash of a write as it would be sent (credentials are never in `params`), with the
     memberships the record wants."""
     if memberships:
-        return _digest([method, sorted(params.items()), sorted(memberships.items())])
-    return _digest([method, sorted(params.items())])
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return digest([method, sorted(params.items()), sorted(memberships.items())])
+    return digest([method, sorted(params.items())])
 
 
 class Gate:
@@ -104,16 +126,21 @@ class Gate:
         self._checkpointer = checkpointer
         self._run_id = run_id
         self._held: list[Candidate] = []
-        # Keys sent lately: their new state may not be committed yet, so the ledger's word on
-        # them is stale. Records settle at most MAX_WAITING + 1 checkpoints after they are sent.
-        self._recent: deque[str] = deque(maxlen=(MAX_WAITING + 2) * checkpointer.size + CHUNK)
-        self._recent_count: Counter[str] = Counter()
+        # Keys and match values sent lately: their new state may not be committed yet, so
+        # the ledger's word on them is stale. Records settle at most MAX_WAITING + 1
+        # checkpoints after they are sent; older ones are in the ledger.
+        self._window = (MAX_WAITING + 2) * checkpointer.size + CHUNK
+        self._chains: OrderedDict[tuple[str, str], Chain] = OrderedDict()
+        self._claimed: OrderedDict[tuple[str, str], Claim] = OrderedDict()
         self._catalogue: Catalogue | None = None
+        self._key_properties: dict[str, list[str]] = {}
+        self._fault = False  # the ledger could not be read: nothing more is decided
         self.streams: list[str] = []  # streams this run received, in order of arrival
 
-    def receive(self, stream: str, catalogue: Catalogue) -> None:
+    def receive(self, stream: str, catalogue: Catalogue, key_properties: Sequence[str]) -> None:
         """A stream's SCHEMA arrived: its queued replays are sent at the end of the run."""
         self._catalogue = catalogue
+        self._key_properties[stream] = sorted(key_properties)
         if stream not in self.streams:
             self.streams.append(stream)
 
@@ -124,20 +151,9 @@ class Gate:
             self.flush()
 
     def flush(self) -> None:
-        """Decide every held record: one ledger query per stream, then on to the checkpoint."""
+        """Decide every held record: a ledger query per stream, then on to the checkpoint."""
         held, self._held = self._held, []
-        known: dict[tuple[str, str], Entry] = {}
-        if self.ledger is not None:
-            by_stream: dict[str, list[str]] = {}
-            for candidate in held:
-                if candidate.identity and candidate.row is None:
-                    by_stream.setdefault(candidate.record.stream, []).append(candidate.identity)
-            for stream, identities in by_stream.items():
-                for identity, found in self.ledger.lookup(stream, identities).items():
-                    known[(stream, identity)] = found
-        for candidate in held:
-            entry = known.get((candidate.record.stream, candidate.identity or ""))
-            self._checkpointer.add(self._decide(candidate, entry))
+        self._decide_all(held)
 
     def replay(self) -> None:
         """Send again what failed in earlier runs, for the streams this run received."""
@@ -146,98 +162,200 @@ class Gate:
         self.flush()
         self._checkpointer.wait_until_committed()  # this run's own results first
         for stream in self.streams:
-            for queued in self.ledger.replays(stream, self._run_id):
-                record = RecordRef(self._run_id, stream, None, queued.key)
-                if queued.replays >= self.settings.max_replays:
-                    note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
-                    row = given_up_row(record, queued.replays + 1, note)
-                    self._checkpointer.add(Pending(record, self.settings.mode, row=row))
-                    continue
-                candidate = Candidate(
-                    record,
-                    params=queued.params,
-                    identity=queued.identity,
-                    memberships=queued.wanted,
+            batch: list[Candidate] = []
+            try:
+                for queued in self.ledger.replays(stream, self._run_id):
+                    batch.append(self._replayed(stream, queued))
+                    if len(batch) >= CHUNK:
+                        self._decide_all(batch)
+                        batch = []
+            except SQLAlchemyError as exc:
+                self._stop(exc)
+            self._decide_all(batch)
+
+    def _replayed(self, stream: str, queued: Any) -> Candidate:
+        record = RecordRef(self._run_id, stream, None, queued.key)
+        note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
+        if queued.replays >= self.settings.max_replays:
+            return Candidate(record, row=given_up_row(record, queued.replays + 1, note))
+        if sorted(queued.key or {}) != self._key_properties.get(stream, []):
+            names = ", ".join(self._key_properties.get(stream, [])) or "none"
+            row = skipped_row(
+                record,
+                f"not replayed: it was queued under other key properties; the stream's are "
+                f"now {names}, and its records are sent under them",
+            )
+            return Candidate(record, row=replace(row, ledger=superseding(queued.identity)))
+        return Candidate(
+            record,
+            params=queued.params,
+            identity=queued.identity,
+            memberships=queued.wanted,
+            replayed=queued.entry,
+        )
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def _decide_all(self, held: list[Candidate]) -> None:
+        mode = self.settings.mode
+        for candidate in held:
+            if candidate.params is not None and candidate.identity:
+                candidate.fingerprint = fingerprint_of(
+                    mode.method, candidate.params, candidate.memberships
                 )
-                self._checkpointer.add(self._decide(candidate, queued.entry, replayed=True))
+        known = self._lookup(c for c in held if c.replayed is None)
+        for candidate in held:
+            if candidate.replayed is not None and candidate.identity:
+                known[(candidate.record.stream, candidate.identity)] = candidate.replayed
+        claims = self._claims(held, known)
+        for candidate in held:
+            stream = candidate.record.stream
+            entry = known.get((stream, candidate.identity or ""))
+            self._checkpointer.add(self._decide(candidate, entry, claims.get(stream, {})))
+
+    def _lookup(self, held: Iterable[Candidate]) -> dict[tuple[str, str], Entry]:
+        if self.ledger is None or self._fault:
+            return {}
+        by_stream: dict[str, list[str]] = {}
+        for candidate in held:
+            if candidate.identity:
+                by_stream.setdefault(candidate.record.stream, []).append(candidate.identity)
+        known: dict[tuple[str, str], Entry] = {}
+        try:
+            for stream, identities in by_stream.items():
+                for identity, found in self.ledger.lookup(stream, identities).items():
+                    known[(stream, identity)] = found
+        except SQLAlchemyError as exc:
+            self._stop(exc)
+        return known
+
+    def _claims(
+        self, held: Iterable[Candidate], known: Mapping[tuple[str, str], Entry]
+    ) -> dict[str, dict[str, Claim]]:
+        """Who holds the match values of the records that may be sent, by stream."""
+        if self.ledger is None or self._fault or self.settings.compare:
+            return {}
+        by_stream: dict[str, list[str]] = {}
+        for candidate in held:
+            if candidate.params is None or candidate.identity is None:
+                continue
+            entry = known.get((candidate.record.stream, candidate.identity))
+            if (
+                entry is not None
+                and entry.fingerprint == candidate.fingerprint
+                and entry.state in (ACCEPTED, REJECTED)
+                and not self.settings.full_sync
+            ):
+                continue  # settled without a call, or sent as before
+            hashes = list(match_claims(candidate.params).values())
+            by_stream.setdefault(candidate.record.stream, []).extend(hashes)
+        found: dict[str, dict[str, Claim]] = {}
+        try:
+            for stream, hashes in by_stream.items():
+                found[stream] = self.ledger.claims(stream, hashes)
+        except SQLAlchemyError as exc:
+            self._stop(exc)
+        return found
+
+    def _stop(self, exc: BaseException) -> None:
+        """The ledger cannot be read: the run stops in order; undecided records get no row."""
+        self._fault = True
+        if self.ledger is not None:
+            self._dispatcher.stop(str(self.ledger.failure("read", exc)))
 
     def _decide(
-        self,
-        candidate: Candidate,
-        entry: Entry | None,
-        *,
-        replayed: bool = False,
+        self, candidate: Candidate, entry: Entry | None, claims: Mapping[str, Claim]
     ) -> Pending:
         mode = self.settings.mode
         record = candidate.record
-        catalogue = self._catalogue
         if candidate.row is not None or candidate.params is None:
-            return Pending(record, mode, row=candidate.row)
+            return Pending(record, mode, row=self._superseding(candidate, entry))
         params = candidate.params
-        wanted = candidate.memberships
+        if self._fault:
+            return Pending(record, mode)  # no row: the run is stopping
         if self.settings.compare:  # ask Convio, by the ledger's cons_id when it has one
             found = locator(params, entry.cons_id if entry is not None else None)
             call = self._dispatcher.submit("getUser", found, read_only=True)
             return Pending(record, mode, call=call, compare=params)
+        wanted = candidate.memberships
         if candidate.identity is None:  # not tracked: always sent
             sent = with_changes(params, difference(wanted, {}))
             call = self._dispatcher.submit(mode.method, sent)
-            return Pending(record, mode, call=call, catalogue=catalogue)
-        fingerprint = fingerprint_of(mode.method, params, wanted)
-        if self._recent_count[candidate.identity]:
-            entry = None  # sent earlier in this run: what the ledger holds may be outdated
-        row = self._settled_without_a_call(record, entry, fingerprint, params)
+            return Pending(record, mode, call=call, catalogue=self._catalogue)
+        slot = (record.stream, candidate.identity)
+        recent = slot in self._chains  # sent earlier in this run: the entry may be outdated
+        row = self._settled_without_a_call(record, entry, candidate.fingerprint, recent)
+        row = row or self._conflict(candidate, claims)
         if row is not None:
-            return Pending(record, mode, row=row)
-        self._remember(candidate.identity)
+            candidate.row = row
+            return Pending(record, mode, row=self._superseding(candidate, entry))
+        chain = self._chains.pop(slot, None) or Chain(entry.cons_id if entry else None)
+        self._remember(self._chains, slot, chain)
+        sent_claims = match_claims(params)
+        for digest_ in sent_claims.values():
+            self._remember(self._claimed, (record.stream, digest_), Claim(slot[1], record.key))
         confirmed = entry.memberships if entry is not None else {}
         note = LedgerNote(
             candidate.identity,
-            fingerprint,
+            candidate.fingerprint,
             params,
             record.key,
             wanted=wanted,
             confirmed={**confirmed, **wanted},
-            replayed=replayed,
+            replayed=candidate.replayed is not None,
+            claims=frozenset(sent_claims.values()),
         )
-        # A full or stale resend repairs drift: every wanted membership is sent, not the change.
-        stale = self.settings.full_sync or (entry is not None and not self._fresh(entry))
+        # A full, stale or repeated send repairs drift: every wanted membership is sent.
+        stale = self.settings.full_sync or recent or (entry is not None and not self._fresh(entry))
         sent = with_changes(params, difference(wanted, {} if stale else confirmed))
-        if entry is not None and entry.cons_id and not params.get("cons_id"):
-            call = self._dispatcher.submit(
-                mode.method, {**sent, "cons_id": entry.cons_id}, without_cons_id=sent
-            )
-        else:
-            call = self._dispatcher.submit(mode.method, sent)
-        return Pending(record, mode, call=call, catalogue=catalogue, note=note)
+        everything = with_changes(params, difference(wanted, {}))  # for a new constituent
+        call = self._dispatcher.submit(mode.method, sent, chain=chain, without_cons_id=everything)
+        return Pending(record, mode, call=call, catalogue=self._catalogue, note=note)
 
     def _settled_without_a_call(
-        self, record: RecordRef, entry: Entry | None, fingerprint: str, params: dict[str, str]
+        self, record: RecordRef, entry: Entry | None, fingerprint: str, recent: bool
     ) -> ResultRow | None:
         """The row of a record the ledger settles: unchanged, refused before, or known."""
+        if self.settings.mode is SyncMode.CREATE_ONLY and recent:
+            return skipped_row(record, "a record of this key was sent earlier in this run")
         if entry is None:
             return None
-        if entry.fingerprint == fingerprint and not self.settings.full_sync:
+        if entry.fingerprint == fingerprint and not self.settings.full_sync and not recent:
             if entry.state == ACCEPTED and self._fresh(entry):
                 return unchanged_row(record, entry.cons_id, entry.confirmed_at)
             if entry.state == REJECTED and not self.settings.resend_rejected:
                 return rejected_before_row(record, entry.code, entry.message)
-        if (
-            entry.cons_id
-            and not params.get("cons_id")
-            and self.settings.mode is SyncMode.CREATE_ONLY
-        ):
+        if entry.cons_id and self.settings.mode is SyncMode.CREATE_ONLY:
             return skipped_row(record, "exists; create_only does not update", entry.cons_id)
         return None
 
-    def _remember(self, identity: str) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            oldest = self._recent[0]
-            self._recent_count[oldest] -= 1
-            if not self._recent_count[oldest]:
-                del self._recent_count[oldest]
-        self._recent.append(identity)
-        self._recent_count[identity] += 1
+    def _conflict(self, candidate: Candidate, claims: Mapping[str, Claim]) -> ResultRow | None:
+        """`already_used` if a match value belongs to another key (ledger, or this run)."""
+        stream = candidate.record.stream
+        for name, digest_ in match_claims(candidate.params or {}).items():
+            holder = self._claimed.get((stream, digest_)) or claims.get(digest_)
+            if holder is not None and holder.identity != candidate.identity:
+                return already_used_row(candidate.record, name, holder.key)
+        return None
+
+    def _superseding(self, candidate: Candidate, entry: Entry | None) -> ResultRow | None:
+        """A record not sent takes its key's replay, queued or made in this run, out of the
+        queue: the newest record of a key wins, valid or not."""
+        row = candidate.row
+        identity = candidate.identity
+        if row is None or identity is None or row.ledger is not None:
+            return row
+        if (entry is not None and entry.queued) or (candidate.record.stream, identity) in (
+            self._chains
+        ):
+            return replace(row, ledger=superseding(identity))
+        return row
+
+    def _remember(self, recent: OrderedDict[Any, Any], slot: Any, value: Any) -> None:
+        recent[slot] = value
+        recent.move_to_end(slot)
+        if len(recent) > self._window:
+            recent.popitem(last=False)
 
     def _fresh(self, entry: Entry) -> bool:
         days = self.settings.resend_after_days

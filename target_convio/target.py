@@ -31,7 +31,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
 
 from target_convio.client import ConfigError, ConvioError
-from target_convio.ledger import LedgerError
+from target_convio.ledger_schema import LedgerError
 from target_convio.mapping import MappingError
 from target_convio.reader import INPUT_ERRORS, InputReader, shorten
 from target_convio.services import Services, open_services
@@ -95,8 +95,11 @@ class TargetConvio(Target):
         services.checkpointer.seal(final=not stopping and failure is None)
         services.checkpointer.finish()
         services.close()
-        if services.checkpointer.error is not None:
-            raise RunStopped(f"Cannot write results: {services.checkpointer.error}")
+        error = services.checkpointer.error
+        if error is not None:
+            raise RunStopped(
+                str(error) if isinstance(error, LedgerError) else f"Cannot write results: {error}"
+            )
         if failure is not None:
             raise failure
         if services.state_lines.closed_at is not None:

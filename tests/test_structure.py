@@ -26,6 +26,8 @@ LAYERS = [
     "checkpoints",
     "commit",
     "ledger",
+    "ledger_schema",
+    "claims",
     "summary",
     "rows",
     "compare",

@@ -1,0 +1,168 @@
+"""The sync ledger's tables, their upgrades, and the URL and engine that reach them.
+
+Nothing a server answers, and no stream name, can make a write fail: texts are stored as
+`storable` makes them, and names that could outgrow an index are kept by `indexable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+SCHEMA_VERSION = 3  # 2: memberships; 3: match claims, the record's key, unbounded texts
+MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
+MAX_MESSAGE = 2000
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "target_convio_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+entries = sa.Table(
+    "target_convio_ledger",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("identity", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("cons_id", sa.Text),
+    sa.Column("code", sa.Text),
+    sa.Column("message", sa.Text),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_run", sa.Text),
+    sa.Column("replay_params", sa.Text),
+    sa.Column("replays", sa.Integer, nullable=False, default=0),
+    sa.Column("memberships", sa.Text),  # {"group:1234": true, ...} as Convio last confirmed
+    sa.Column("record_key", sa.Text),  # the key's values as JSON, to name it in a conflict
+)
+sa.Index("target_convio_ledger_replays", entries.c.site, entries.c.stream, entries.c.state)
+# Which key a match value (email, member_id, cons_id) belongs to: its hash, never the value.
+claims = sa.Table(
+    "target_convio_claims",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("identity", sa.String(64), nullable=False),
+)
+sa.Index("target_convio_claims_identity", claims.c.site, claims.c.stream, claims.c.identity)
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A password may hold only these unencoded; anything else must be percent-encoded.
+_USERINFO = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=%-]*(:[A-Za-z0-9._~!$&'()*+,;=%-]*)?$")
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened or used; the message never shows the URL's password."""
+
+
+def storable(text: str | None, limit: int | None = None) -> str | None:
+    """A text any database keeps: no NUL, no lone surrogate (written escaped), at most `limit`."""
+    if text is None:
+        return None
+    if _UNSTORABLE.search(text):
+        text = _UNSTORABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def indexable(name: str) -> str:
+    """A stream name or site as the ledger keys it: as it is, unless too long to index."""
+    safe = storable(name) or ""
+    if safe == name and len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{safe[: MAX_NAME - 40]}…{digest}"
+
+
+def check_url(url: str) -> URL:
+    """The parsed `ledger_url`; LedgerError (showing no part of it) if it cannot be used."""
+    scheme, _, rest = url.partition("://")
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    after = rest[len(netloc) :]
+    if (userinfo and not _USERINFO.match(userinfo)) or ("@" in after and scheme != "sqlite"):
+        raise LedgerError(
+            "ledger_url: the user name or password holds a reserved character (@ : / ? # and "
+            "the like); percent-encode it (@ as %40, : as %3A, / as %2F)"
+        )
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        parsed.port  # noqa: B018 - a port that is not a number fails here, not later
+    except Exception:
+        raise LedgerError("ledger_url: not a URL (sqlite:///path or postgresql://...)") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise LedgerError("ledger_url must be sqlite:///path, postgresql://... or none")
+    if backend == "sqlite" and (
+        not parsed.database or parsed.database == ":memory:" or parsed.query.get("mode") == "memory"
+    ):
+        raise LedgerError(
+            "ledger_url: an in-memory SQLite database is gone when the run ends; give a file, "
+            "e.g. sqlite:///.target-convio/ledger.sqlite"
+        )
+    return parsed
+
+
+def exists(url: URL) -> bool:
+    """Whether an SQLite ledger's file is there (a PostgreSQL one is asked in `open`)."""
+    return url.get_backend_name() != "sqlite" or Path(url.database or "").expanduser().exists()
+
+
+def engine_for(url: URL, timeout: float, *, create: bool = True) -> sa.Engine:
+    """An engine whose every wait (connect, lock, statement) ends within `timeout` seconds."""
+    if url.get_backend_name() == "sqlite":
+        if create:
+            Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return sa.create_engine(url, connect_args={"timeout": timeout})
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    milliseconds = max(1, int(timeout * 1000))
+    connect_args: dict[str, Any] = {
+        "connect_timeout": max(1, round(timeout)),
+        "options": f"-c lock_timeout={milliseconds} -c statement_timeout={milliseconds}",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+    }
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect_args
+    )
+
+
+def upgrade(connection: sa.Connection, version: int) -> None:
+    """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry."""
+    table = "target_convio_ledger"
+    if version < 2:
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN memberships TEXT"))
+    if version < 3:
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN record_key TEXT"))
+        if connection.dialect.name == "postgresql":  # SQLite never enforced the lengths
+            for column in ("site", "stream", "cons_id", "code", "last_run"):
+                connection.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
+    connection.execute(
+        sa.update(meta_table)
+        .where(meta_table.c.name == "schema_version")
+        .values(value=str(SCHEMA_VERSION))
+    )
+
+
+def reason(exc: BaseException, url: str | None = None) -> str:
+    """A one-line reason, without the URL's password."""
+    text = str(getattr(exc, "orig", None) or exc)
+    text = text.splitlines()[0] if text else type(exc).__name__
+    if url:
+        try:
+            password = make_url(url).password
+        except Exception:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return f"{type(exc).__name__}: {text[:200]}"

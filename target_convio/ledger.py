@@ -344,7 +344,10 @@ class Ledger:
             folded = [conflicts.get(slot, change) for slot, change in merged.items()]
             groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
             for change in folded:
-                groups.setdefault(_kind(change), []).append(self._values(change, now, run_id))
+                values = self._values(change, now, run_id)
+                if change.state is None:
+                    values = _slot(values)
+                groups.setdefault(_kind(change), []).append(values)
             for kind, rows in groups.items():
                 connection.execute(self._statement(*kind), rows)
             self._write_claims(connection, folded)
@@ -376,16 +379,11 @@ class Ledger:
         }
 
     def _statement(self, state: str | None, replace_cons_id: bool, confirmed: bool) -> Any:
-        where = sa.and_(
-            entries.c.site == sa.bindparam("site"),
-            entries.c.stream == sa.bindparam("stream"),
-            entries.c.identity == sa.bindparam("identity"),
-        )
         if state is None:  # a newer record, not sent: only its replay leaves the queue
             return (
                 sa.update(entries)
-                .where(where)
-                .values(replay_params=None, last_run=sa.bindparam("last_run"))
+                .where(_at_slot(entries))
+                .values(replay_params=None, last_run=sa.bindparam("b_last_run"))
             )
         statement: Any = self._insert(entries)
         kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at", "memberships")
@@ -440,19 +438,12 @@ class Ledger:
 
     def _write_claims(self, connection: sa.Connection, changes: Sequence[Change]) -> None:
         released = [
-            {"site": self.site, "stream": indexable(c.stream), "identity": c.identity}
+            {"b_site": self.site, "b_stream": indexable(c.stream), "b_identity": c.identity}
             for c in changes
             if c.confirmed
         ]
         if released:
-            connection.execute(
-                sa.delete(claims).where(
-                    claims.c.site == sa.bindparam("site"),
-                    claims.c.stream == sa.bindparam("stream"),
-                    claims.c.identity == sa.bindparam("identity"),
-                ),
-                released,
-            )
+            connection.execute(sa.delete(claims).where(_at_slot(claims)), released)
         held: dict[tuple[str, str], str] = {}
         for change in changes:
             for digest in change.claims:
@@ -523,6 +514,19 @@ class Ledger:
                     condition = sa.and_(condition, table.c.site == indexable(site))
                 removed = int(connection.execute(sa.delete(table).where(condition)).rowcount)
         return removed
+
+
+def _at_slot(table: sa.Table) -> Any:
+    """The row of one key, its values bound as `b_site`, `b_stream` and `b_identity`."""
+    return sa.and_(
+        table.c.site == sa.bindparam("b_site"),
+        table.c.stream == sa.bindparam("b_stream"),
+        table.c.identity == sa.bindparam("b_identity"),
+    )
+
+
+def _slot(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"b_{name}": values[name] for name in ("site", "stream", "identity", "last_run")}
 
 
 def _kind(change: Change) -> tuple[str | None, bool, bool]:

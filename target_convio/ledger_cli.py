@@ -1,4 +1,9 @@
-"""`target-convio-ledger`: look at a sync ledger and manage it."""
+"""`target-convio-ledger`: look at a sync ledger and manage it.
+
+Looking (`counts`, `replays`) never creates a ledger, a folder or a table, and exits 1 when
+there is no ledger. Output cut short by its reader (`| head`) ends quietly with 141, as a
+shell pipeline expects; names are printed with control characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 from target_convio.ledger import Ledger
 from target_convio.ledger_schema import LedgerError
 from target_convio.settings import DEFAULT_LEDGER_URL
 
 ENV = "TARGET_CONVIO_LEDGER_URL"
+CLOSED_PIPE = 141  # 128 + SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,32 +44,55 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        ledger = Ledger.open(args.ledger_url, site="")
+        found = Ledger.find(args.ledger_url, site="")
+        if found is None:
+            print("target-convio-ledger: there is no ledger at --ledger-url", file=sys.stderr)
+            return 1
+        ledger = found
+        if args.command == "forget":  # a change: the ledger is brought to this version first
+            ledger.close()
+            ledger = Ledger.open(args.ledger_url, site="")
     except LedgerError as exc:
         print(f"target-convio-ledger: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.command == "counts":
-            rows = ledger.counts()
-            print(f"{'site':<50} {'stream':<20} {'last outcome':<12} {'records':>9}")
-            for site, stream, state, count in rows:
-                print(f"{site:<50} {stream:<20} {state:<12} {count:>9,}")
-            if not rows:
-                print("(the ledger is empty)")
-        elif args.command == "replays":
-            for item in ledger.queue(args.stream):
-                since = f"{item['since']:%Y-%m-%d %H:%M}" if item["since"] else ""
-                key = json.dumps(item["key"], default=str)
-                print(
-                    f"{item['stream']}  key {key}  failed in {item['replays'] + 1} run(s), "
-                    f"last {since}: {item['message'] or ''}"
-                )
-        else:
-            removed = ledger.forget(args.stream, args.site)
-            print(f"forgot {removed:,} records of stream {args.stream!r}")
+        for line in _lines(ledger, args):
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return CLOSED_PIPE
     finally:
         ledger.close()
     return 0
+
+
+def _lines(ledger: Ledger, args: argparse.Namespace) -> Iterator[str]:
+    if args.command == "counts":
+        rows = ledger.counts()
+        yield f"{'site':<50} {'stream':<20} {'last outcome':<12} {'records':>9}"
+        for site, stream, state, count in rows:
+            yield f"{shown(site):<50} {shown(stream):<20} {state:<12} {count:>9,}"
+        if not rows:
+            yield "(the ledger is empty)"
+    elif args.command == "replays":
+        for item in ledger.queue(args.stream):
+            since = f"{item['since']:%Y-%m-%d %H:%M}" if item["since"] else ""
+            key = json.dumps(item["key"], default=str)
+            yield (
+                f"{shown(item['stream'])}  key {key}  failed in {item['replays'] + 1} run(s), "
+                f"last {since}: {shown(item['message'] or '')}"
+            )
+    else:
+        removed = ledger.forget(args.stream, args.site)
+        yield f"forgot {removed:,} records of stream {shown(args.stream)!r}"
+
+
+def shown(text: str) -> str:
+    """A name or message as printed: control characters (a terminal's escapes) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 if __name__ == "__main__":

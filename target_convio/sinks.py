@@ -51,6 +51,10 @@ class ConstituentSink(RecordSink):
         )
         self.services.gate.receive(stream_name, self.catalogue, self.key_properties or [])
 
+    def _singer_validate_message(self, record: dict[str, Any]) -> None:
+        """The SDK ends the run on a record without its key properties; here such a record
+        gets an `invalid` row (mapping.key_problems), like any other bad record."""
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return CollectingValidator(self.schema) if self.validate_schema else None
 

@@ -36,6 +36,7 @@ from target_convio.mapping import MappingError
 from target_convio.reader import INPUT_ERRORS, InputReader, shorten
 from target_convio.services import Services, open_services
 from target_convio.settings import CONFIG_SCHEMA, Settings, config_errors
+from target_convio.signals import received_early
 from target_convio.sinks import ConstituentSink
 
 
@@ -62,7 +63,9 @@ class TargetConvio(Target):
 
     def __init__(self, **kwargs: Any) -> None:
         self._signum: int | None = None
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # installs our handlers; a signal from before is kept
+        if self._signum is None:
+            self._signum = received_early()
         self.max_parallelism = 1  # checkpoints run on their own thread; the SDK's drain is unused
         self.settings = Settings.from_config(self.config)
         try:

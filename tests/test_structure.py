@@ -13,6 +13,7 @@ PACKAGE = ROOT / "target_convio"
 # The layers of the README's "Layout": a module imports only modules listed after it, so
 # data flows one way (wiring, then a record's path, then the vocabulary every step shares).
 LAYERS = [
+    "command",
     "ledger_cli",
     "target",
     "sinks",
@@ -42,6 +43,7 @@ LAYERS = [
     "answers",
     "codes",
     "outcomes",
+    "signals",
 ]
 
 

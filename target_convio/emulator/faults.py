@@ -6,6 +6,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 
@@ -26,6 +27,9 @@ class Faults:
     max_rps: float | None = None
     seed: int | None = None
     methods: frozenset[str] | None = None
+    # A call carrying one of these values in any parameter answers code `error_code`, every
+    # time: one record fails while the others go through.
+    fail_values: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -57,10 +61,12 @@ class FaultInjector:
         self._tokens = max(faults.max_rps or 0.0, 1.0)
         self._refilled_at = time.monotonic()
 
-    def draw(self, method: str) -> Decision:
+    def draw(self, method: str, values: Iterable[str] = ()) -> Decision:
         f = self.faults
         if f.methods is not None and method not in f.methods:
             return Decision()
+        if f.fail_values and not f.fail_values.isdisjoint(values):
+            return Decision(f"code_{f.error_code}")
         with self._lock:
             if f.max_rps is not None and not self._take_token(f.max_rps):
                 wait = (1.0 - self._tokens) / f.max_rps

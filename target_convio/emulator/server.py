@@ -133,7 +133,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         method = params.get("method", "")
         with self.server.counts_lock:
             self.server.calls[method] += 1
-        decision = self.server.injector.draw(method)
+        decision = self.server.injector.draw(method, params.values())
         if decision.kind:
             with self.server.counts_lock:
                 self.server.faults_injected[decision.kind] += 1

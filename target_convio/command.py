@@ -1,0 +1,13 @@
+"""The `target-convio` console script: signals are caught before the slow imports begin."""
+
+from __future__ import annotations
+
+from target_convio.signals import catch_early
+
+
+def main() -> None:
+    catch_early()
+    # Imported only now: a signal during the SDK's import is kept, not a traceback.
+    from target_convio.target import TargetConvio  # noqa: PLC0415
+
+    TargetConvio.cli()

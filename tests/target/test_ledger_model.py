@@ -1,0 +1,17 @@
+"""The ledger's invariants (DESIGN §11) over random nights: a fixed seed here, long runs with
+`python bench/ledger_model.py` (see tests/ledger_model.py for what is generated and checked)."""
+
+from __future__ import annotations
+
+from tests.ledger_model import play
+from tests.target.conftest import EXE
+
+SEED = 20261130
+NIGHTS = 12
+
+
+def test_random_nights_keep_one_constituent_per_key_with_its_latest_values(
+    emulator, ledger_url, tmp_path
+) -> None:
+    # Slow by design (about 20 target runs per ledger): each night is a real process.
+    play(SEED, NIGHTS, emulator, ledger_url, tmp_path, EXE)

@@ -23,7 +23,7 @@ from target_convio.claims import digest, match_claims
 from target_convio.compare import locator
 from target_convio.dispatch import Chain, Dispatcher
 from target_convio.fields import Catalogue
-from target_convio.ledger import ACCEPTED, REJECTED, Claim, Entry, Ledger
+from target_convio.ledger import ACCEPTED, REJECTED, Claim, Entry, Ledger, Replay
 from target_convio.memberships import difference, with_changes
 from target_convio.modes import SyncMode
 from target_convio.rows import (
@@ -173,7 +173,8 @@ class Gate:
                 self._stop(exc)
             self._decide_all(batch)
 
-    def _replayed(self, stream: str, queued: Any) -> Candidate:
+    def _replayed(self, stream: str, queued: Replay) -> Candidate:
+        """A queued record as this run sends it, or its last row (given up, or outdated)."""
         record = RecordRef(self._run_id, stream, None, queued.key)
         note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
         if queued.replays >= self.settings.max_replays:
@@ -243,10 +244,10 @@ class Gate:
             if (
                 entry is not None
                 and entry.fingerprint == candidate.fingerprint
-                and entry.state in (ACCEPTED, REJECTED)
+                and entry.state == ACCEPTED
                 and not self.settings.full_sync
             ):
-                continue  # settled without a call, or sent as before
+                continue  # unchanged, or sent as Convio last accepted it
             hashes = list(match_claims(candidate.params).values())
             by_stream.setdefault(candidate.record.stream, []).extend(hashes)
         found: dict[str, dict[str, Claim]] = {}

@@ -1,4 +1,5 @@
-"""A model-based test of the sync ledger (DESIGN §11): random nights, checked after each one.
+"""A model-based test of the sync ledger (README, "What the ledger guarantees"): random
+nights, checked after each one.
 
 A seeded generator plays a warehouse: people (keys) whose city and email change, new keys,
 a key twice in one night's input, full and incremental inputs, a night's chosen records
@@ -126,11 +127,14 @@ class History:
             keys = r.sample(keys, r.randint(1, len(keys)))
         r.shuffle(keys)
         tonight = [self._edited(key) for key in keys]
-        for index, person in list(enumerate(tonight)):
-            if r.random() < 0.15:  # the key again, later the same night
-                tonight.insert(r.randint(index + 1, len(tonight)), self._edited(person.key, True))
+        for person in list(tonight):
+            if r.random() < 0.25:  # the key again, once or twice, later the same night
+                after = tonight.index(person)
+                for _ in range(r.choice([1, 1, 2])):
+                    after = r.randint(after + 1, len(tonight))
+                    tonight.insert(after, self._edited(person.key, changed=True))
         fresh = [p.city for p in tonight if p.city.startswith(f"c{self.night_number}-")]
-        failing = set(r.sample(fresh, len(fresh) // 4)) if fresh and r.random() < 0.35 else set()
+        failing = set(r.sample(fresh, len(fresh) // 3)) if fresh and r.random() < 0.4 else set()
         kill = r.random() < 0.25
         settings = {
             "batch_size_rows": r.choice([2, 3, 5, 50]),
@@ -165,10 +169,11 @@ class History:
         key = len(self.people) + 1
         self.people[key] = Person(key, self._email(key), self._city())
 
-    def _edited(self, key: int, changed: bool = False) -> Person:
+    def _edited(self, key: int, *, changed: bool = False) -> Person:
+        """The key's next values: a new city, a new email, or (unless `changed`) the same."""
         person = self.people[key]
-        roll = self.random.random()
-        if changed or roll < 0.5:
+        roll = self.random.random() * (0.7 if changed else 1.0)
+        if roll < 0.5:
             person = replace(person, city=self._city(), version=person.version + 1)
         elif roll < 0.7:
             person = replace(person, email=self._email(key), version=person.version + 1)

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--fault-methods", help="comma-separated API methods that faults apply to (default: all)"
     )
+    faults.add_argument(
+        "--fail-value",
+        action="append",
+        default=[],
+        help="a call carrying this value in any parameter answers --error-code (repeatable)",
+    )
     return parser
 
 
@@ -80,6 +86,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         max_rps=args.max_rps,
         seed=args.seed,
         methods=frozenset(m.strip() for m in methods.split(",")) if methods else None,
+        fail_values=frozenset(args.fail_value),
     )
 
 

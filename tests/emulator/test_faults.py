@@ -187,3 +187,16 @@ def test_a_client_that_resets_its_connection_gets_no_traceback_logged(caplog, ca
         assert emulator.constituents() == []
     assert "Traceback" not in capfd.readouterr().err
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def test_a_fail_value_fails_exactly_the_calls_that_carry_it(
+    api: Caller, emulator: Emulator
+) -> None:
+    emulator.faults = Faults(fail_values=frozenset({"Boston"}))
+    assert outcome(api, primary_email="a@example.org", **{"primary_address.city": "Boston"}) == (
+        "code_1"
+    )
+    assert outcome(api, primary_email="b@example.org", **{"primary_address.city": "Austin"}) == "ok"
+    assert [c["fields"]["email.primary_address"] for c in emulator.constituents()] == [
+        "b@example.org"
+    ]

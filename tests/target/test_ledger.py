@@ -201,6 +201,7 @@ def ledger_command(url: str, *args: str) -> str:
 
 
 def test_the_ledger_console_script(sync, emulator, ledger_url) -> None:
+    sync([schema()])  # the ledger is made, and holds nothing yet
     assert "(the ledger is empty)" in ledger_command(ledger_url, "counts")
     sync([schema(), donor(1), donor(2)])
     emulator.faults = Faults(error_rate=1.0, methods=frozenset({"createOrUpdate"}))

@@ -1,4 +1,4 @@
-"""DESIGN §11, case by case: the ledger never duplicates, overwrites or forgets a constituent.
+"""One constituent, one key (README, "What the ledger guarantees"), case by case: the ledger never
 
 Each test is one way the ledger lost a person before (issue 16), on SQLite and on a real
 PostgreSQL server, against the emulator over HTTP.

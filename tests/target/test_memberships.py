@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 
 from target_convio.emulator import Emulator
 from tests.target.conftest import DONOR_SCHEMA, cli, donor, singer_lines
@@ -111,6 +112,37 @@ def test_a_version_1_ledger_is_upgraded_in_place(emulator, config_for, run_targe
     again = run_target(config, [schema(), donor(1, monthly=True)])
     assert again.rows[0]["outcome"] == "unchanged"
     with sqlite3.connect(path) as upgraded:
-        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("2",)
+        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("3",)
         (memberships,) = upgraded.execute("SELECT memberships FROM target_convio_ledger").fetchone()
     assert json.loads(memberships) == {"group:1001": True}
+
+
+def test_a_version_2_ledger_is_upgraded_in_place(emulator, config_for, run_target, ledger_url):
+    """Version 2 bounded its texts; on PostgreSQL they become unbounded, with claims beside."""
+    engine = sa.create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as old:  # the schema the memberships release wrote
+        old.execute(
+            sa.text(
+                "CREATE TABLE target_convio_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(200))"
+            )
+        )
+        old.execute(sa.text("INSERT INTO target_convio_meta VALUES ('schema_version', '2')"))
+        old.execute(
+            sa.text(
+                "CREATE TABLE target_convio_ledger (site VARCHAR(500), stream VARCHAR(500),"
+                " identity VARCHAR(64), fingerprint VARCHAR(64) NOT NULL,"
+                " state VARCHAR(16) NOT NULL,"
+                " cons_id VARCHAR(64), code VARCHAR(16), message TEXT, confirmed_at TIMESTAMP,"
+                " updated_at TIMESTAMP NOT NULL, last_run VARCHAR(64), replay_params TEXT,"
+                " replays INTEGER NOT NULL, memberships TEXT, PRIMARY KEY (site, stream, identity))"
+            )
+        )
+    config = config_for(emulator, ledger_url=ledger_url, **MAPS)
+    run_target(config, [schema(), donor(1, monthly=True, city="Austin")])
+    again = run_target(config, [schema(), donor(1, monthly=True, city="Austin")])
+    assert again.rows[0]["outcome"] == "unchanged"
+    with engine.connect() as upgraded:
+        version = upgraded.execute(sa.text("SELECT value FROM target_convio_meta")).scalar()
+        claims = upgraded.execute(sa.text("SELECT count(*) FROM target_convio_claims")).scalar()
+    engine.dispose()
+    assert (version, claims) == ("3", 2)  # the email and the cons_id

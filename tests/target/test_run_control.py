@@ -173,10 +173,13 @@ def test_no_welcome_is_the_default(emulator, config_for, run_target) -> None:
     assert emulator.constituents()[0]["welcome_sent"] is False
 
 
-def test_refused_group_is_a_rejection_per_record(emulator, config_for, run_target) -> None:
+def test_a_group_convio_keeps_to_itself_is_refused_before_any_call(
+    emulator, config_for, run_target
+) -> None:
     run = run_target(config_for(emulator, add_group_ids=[5]), [schema(), donor(1)])
-    assert run.returncode == 0, run.stderr
-    assert (run.rows[0]["outcome"], run.rows[0]["code"]) == ("rejected", "22")
+    assert run.returncode == 1
+    assert "add_group_ids names groups below 1000" in run.errors[0]
+    assert emulator.calls == {}
 
 
 def test_dry_run_checks_everything_and_writes_nothing(emulator, config_for, run_target) -> None:

@@ -125,8 +125,8 @@ def already_used_row(record: RecordRef, field: str, other_key: dict[str, Any] | 
     error = FieldError(
         field,
         "already_used",
-        f"{field} belongs to the constituent of {owner} of this stream; not sent, so that "
-        "constituent is not overwritten. It is sent once the values differ.",
+        f"the value belongs to the constituent of {owner} of this stream; not sent, so as "
+        "not to overwrite that constituent (it is sent once the value differs)",
     )
     return invalid_row(record, [error])
 

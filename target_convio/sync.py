@@ -234,7 +234,7 @@ class Gate:
         self, held: Iterable[Candidate], known: Mapping[tuple[str, str], Entry]
     ) -> dict[str, dict[str, Claim]]:
         """Who holds the match values of the records that may be sent, by stream."""
-        if self.ledger is None or self._fault or self.settings.compare:
+        if self.ledger is None or self._fault:
             return {}
         by_stream: dict[str, list[str]] = {}
         for candidate in held:
@@ -274,10 +274,8 @@ class Gate:
         params = candidate.params
         if self._fault:
             return Pending(record, mode)  # no row: the run is stopping
-        if self.settings.compare:  # ask Convio, by the ledger's cons_id when it has one
-            found = locator(params, entry.cons_id if entry is not None else None)
-            call = self._dispatcher.submit("getUser", found, read_only=True)
-            return Pending(record, mode, call=call, compare=params)
+        if self.settings.compare:
+            return self._compare(candidate, entry, claims)
         wanted = candidate.memberships
         if candidate.identity is None:  # not tracked: always sent
             sent = with_changes(params, difference(wanted, {}))
@@ -292,9 +290,7 @@ class Gate:
             return Pending(record, mode, row=self._superseding(candidate, entry))
         chain = self._chains.pop(slot, None) or Chain(entry.cons_id if entry else None)
         self._remember(self._chains, slot, chain)
-        sent_claims = match_claims(params)
-        for digest_ in sent_claims.values():
-            self._remember(self._claimed, (record.stream, digest_), Claim(slot[1], record.key))
+        sent_claims = self._claim(candidate)
         confirmed = entry.memberships if entry is not None else {}
         note = LedgerNote(
             candidate.identity,
@@ -312,6 +308,20 @@ class Gate:
         everything = with_changes(params, difference(wanted, {}))  # for a new constituent
         call = self._dispatcher.submit(mode.method, sent, chain=chain, without_cons_id=everything)
         return Pending(record, mode, call=call, catalogue=self._catalogue, note=note)
+
+    def _compare(
+        self, candidate: Candidate, entry: Entry | None, claims: Mapping[str, Claim]
+    ) -> Pending:
+        """A compare dry run asks Convio, by the ledger's cons_id when it has one."""
+        record, mode, params = candidate.record, self.settings.mode, candidate.params or {}
+        conflict = self._conflict(candidate, claims)
+        if conflict is not None:  # the real run would not send it
+            row = replace(conflict, predicted="rejected", compared=True)
+            return Pending(record, mode, row=row)
+        self._claim(candidate)
+        found = locator(params, entry.cons_id if entry is not None else None)
+        call = self._dispatcher.submit("getUser", found, read_only=True)
+        return Pending(record, mode, call=call, compare=params)
 
     def _settled_without_a_call(
         self, record: RecordRef, entry: Entry | None, fingerprint: str, recent: bool
@@ -338,6 +348,15 @@ class Gate:
             if holder is not None and holder.identity != candidate.identity:
                 return already_used_row(candidate.record, name, holder.key)
         return None
+
+    def _claim(self, candidate: Candidate) -> dict[str, str]:
+        """The record's match values, held for its key for the rest of the run."""
+        found = match_claims(candidate.params or {})
+        if candidate.identity is not None:
+            holder = Claim(candidate.identity, candidate.record.key)
+            for digest_ in found.values():
+                self._remember(self._claimed, (candidate.record.stream, digest_), holder)
+        return found
 
     def _superseding(self, candidate: Candidate, entry: Entry | None) -> ResultRow | None:
         """A record not sent takes its key's replay, queued or made in this run, out of the

@@ -179,7 +179,9 @@ class Checkpointer:
             checkpoint.number, rows, not self.stopped, checkpoint.tap_state, self.summary
         )
         for index, step in enumerate(self._steps):
-            if index in self._broken or (step.complete_only and not result.complete):
+            if index in self._broken:
+                break  # a step runs only after those before it: the commit keeps its order
+            if step.complete_only and not result.complete:
                 continue
             try:
                 step.commit(result)
@@ -189,6 +191,7 @@ class Checkpointer:
                 self.stopped = True
                 self._stop_run(str(exc))
                 result = replace(result, complete=False)
+                break
         if result.complete:
             self.written = checkpoint.number
             self._log_progress(checkpoint.number)

@@ -411,14 +411,15 @@ class Ledger:
         owners: dict[str, str] = {}
         for stream in {c.stream for c in wanted}:
             hashes = [cons_id_claim(c.cons_id or "") for c in wanted if c.stream == stream]
-            rows = connection.execute(
-                sa.select(claims.c.hash, claims.c.identity).where(
-                    claims.c.site == self.site,
-                    claims.c.stream == indexable(stream),
-                    claims.c.hash.in_(hashes),
+            for start in range(0, len(hashes), CHUNK):
+                rows = connection.execute(
+                    sa.select(claims.c.hash, claims.c.identity).where(
+                        claims.c.site == self.site,
+                        claims.c.stream == indexable(stream),
+                        claims.c.hash.in_(hashes[start : start + CHUNK]),
+                    )
                 )
-            )
-            owners.update({f"{stream}\0{row.hash}": row.identity for row in rows})
+                owners.update({f"{stream}\0{row.hash}": row.identity for row in rows})
         found: dict[tuple[str, str], Change] = {}
         for change in wanted:
             slot = f"{change.stream}\0{cons_id_claim(change.cons_id or '')}"

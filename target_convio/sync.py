@@ -176,7 +176,7 @@ class Gate:
     def _replayed(self, stream: str, queued: Replay) -> Candidate:
         """A queued record as this run sends it, or its last row (given up, or outdated)."""
         record = RecordRef(self._run_id, stream, None, queued.key)
-        note = LedgerNote(queued.identity, queued.fingerprint, {}, None, replayed=True)
+        note = LedgerNote(queued.identity, queued.fingerprint, {}, queued.key, replayed=True)
         if queued.replays >= self.settings.max_replays:
             return Candidate(record, row=given_up_row(record, queued.replays + 1, note))
         if sorted(queued.key or {}) != self._key_properties.get(stream, []):

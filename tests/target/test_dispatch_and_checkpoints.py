@@ -285,6 +285,35 @@ def test_a_stopped_checkpoint_keeps_its_settled_rows_but_prints_no_state() -> No
     assert checkpointer.written == 0
 
 
+class Failing(Recorder):
+    """A step that fails on its first checkpoint, as a ledger that cannot be written does."""
+
+    def commit(self, checkpoint: Settled) -> None:
+        super().commit(checkpoint)
+        raise RuntimeError("Cannot write the ledger: disk full")
+
+
+def test_a_failing_step_stops_the_run_and_later_checkpoints_keep_their_rows() -> None:
+    log: list[tuple[str, int, bool]] = []
+    steps = [Recorder("results", log, False), Failing("ledger", log, False)]
+    steps.append(Recorder("state", log, True))
+    stops: list[str] = []
+    checkpointer = Checkpointer(steps, 1, lambda: None, lambda: None, LOG, stop_run=stops.append)
+    for seq in (1, 2, 3):
+        checkpointer.add(pending(seq, ok()))
+    checkpointer.finish()
+    # The ledger is not tried again, and nothing after it runs: no STATE line at all.
+    assert log == [
+        ("results", 1, True),
+        ("ledger", 1, True),
+        ("results", 2, False),
+        ("results", 3, False),
+    ]
+    assert stops == ["Cannot write the ledger: disk full"]
+    assert str(checkpointer.error) == "Cannot write the ledger: disk full"
+    assert (checkpointer.stopped, checkpointer.written) == (True, 0)
+
+
 def test_sealing_waits_for_room_and_polls_meanwhile() -> None:
     log: list[tuple[str, int, bool]] = []
     checkpointer, polls = make_checkpointer([Recorder("state", log, True)], size=1)

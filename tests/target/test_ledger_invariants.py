@@ -229,12 +229,15 @@ def test_a_postgresql_host_that_never_answers_ends_the_run(
 def test_sigterm_while_a_postgresql_lock_is_held_ends_the_run(
     emulator, config_for, run_target, postgres_ledger_url, tmp_path
 ) -> None:
-    config = config_for(emulator, ledger_url=postgres_ledger_url, request_timeout_seconds=3)
-    run_target(config, [schema()])
+    import time  # noqa: PLC0415
+
     import psycopg  # noqa: PLC0415
 
+    config = config_for(emulator, ledger_url=postgres_ledger_url, request_timeout_seconds=5)
+    run_target(config, [schema()])
     holder = psycopg.connect(postgres_ledger_url)
     holder.execute("LOCK TABLE target_convio_ledger IN ACCESS EXCLUSIVE MODE")  # reads wait
+    watcher = psycopg.connect(postgres_ledger_url, autocommit=True)
     path = tmp_path / "locked.json"
     path.write_text(json.dumps(config))
     process = subprocess.Popen(
@@ -248,15 +251,21 @@ def test_sigterm_while_a_postgresql_lock_is_held_ends_the_run(
         assert process.stdin is not None
         process.stdin.write(singer_lines([schema(), donor(1)]))
         process.stdin.flush()
-        try:
-            process.wait(4)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        deadline = time.monotonic() + 30
+        while not watcher.execute(waiting).fetchone()[0]:  # the target waits on the lock
+            assert time.monotonic() < deadline, "the target never waited on the ledger"
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+        ended = time.monotonic() - signalled
     finally:
         holder.close()
+        watcher.close()
         process.kill()
-    assert process.returncode in (1, 143), stderr
+    assert ended < 5 + 2, stderr  # within request_timeout_seconds
+    assert process.returncode == 143, stderr
     assert "Cannot read the ledger" in stderr
     assert "Traceback" not in stderr
     assert writes(emulator) == 0

@@ -159,6 +159,7 @@ def ledger_change(row: ResultRow) -> Change | None:
         keep_cons_id=not note.dropped_cons_id,
         key=note.key,
         claims=note.claims,
+        known=note.known,
     )
     if row.outcome in (Outcome.CREATED, Outcome.UPDATED):
         claims = note.claims | ({cons_id_claim(row.cons_id)} if row.cons_id else set())
@@ -170,6 +171,7 @@ def ledger_change(row: ResultRow) -> Change | None:
             memberships=note.confirmed,
             claims=frozenset(claims),
             confirmed=True,
+            new_constituent=row.outcome is Outcome.CREATED,
         )
     if row.outcome is Outcome.REJECTED:  # Convio changed nothing: the key claims no more
         return replace(sent, state=REJECTED, code=row.code, message=row.message, claims=frozenset())

@@ -6,6 +6,7 @@ Nothing a server answers, and no stream name, can make a write fail: texts are s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -53,6 +54,7 @@ claims = sa.Table(
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("hash", sa.String(64), primary_key=True),
     sa.Column("identity", sa.String(64), nullable=False),
+    sqlite_with_rowid=False,  # the primary key is the table: smaller, one B-tree to write
 )
 sa.Index("target_convio_claims_identity", claims.c.site, claims.c.stream, claims.c.identity)
 
@@ -74,6 +76,7 @@ def storable(text: str | None, limit: int | None = None) -> str | None:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
+@functools.lru_cache(maxsize=256)
 def indexable(name: str) -> str:
     """A stream name or site as the ledger keys it: as it is, unless too long to index."""
     safe = storable(name) or ""

@@ -53,6 +53,7 @@ class LedgerNote:
     dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
     replayed: bool = False
     claims: frozenset[str] = frozenset()  # the match values it was sent with (claims.py)
+    known: bool = False  # the ledger had an entry for the key, or it was sent earlier this run
     sent: bool = True  # else a newer record that was not sent: it only ends the key's replay
 
 

@@ -289,7 +289,7 @@ class Gate:
             candidate.row = row
             return Pending(record, mode, row=self._superseding(candidate, entry))
         chain = self._chains.pop(slot, None) or Chain(entry.cons_id if entry else None)
-        self._remember(self._chains, slot, chain)
+        self._remember(self._chains, slot, chain, self._window)
         sent_claims = self._claim(candidate)
         confirmed = entry.memberships if entry is not None else {}
         note = LedgerNote(
@@ -301,6 +301,7 @@ class Gate:
             confirmed={**confirmed, **wanted},
             replayed=candidate.replayed is not None,
             claims=frozenset(sent_claims.values()),
+            known=entry is not None or recent,
         )
         # A full, stale or repeated send repairs drift: every wanted membership is sent.
         stale = self.settings.full_sync or recent or (entry is not None and not self._fresh(entry))
@@ -355,7 +356,9 @@ class Gate:
         if candidate.identity is not None:
             holder = Claim(candidate.identity, candidate.record.key)
             for digest_ in found.values():
-                self._remember(self._claimed, (candidate.record.stream, digest_), holder)
+                # up to three match values a record: the window holds as many records' worth
+                slot = (candidate.record.stream, digest_)
+                self._remember(self._claimed, slot, holder, 3 * self._window)
         return found
 
     def _superseding(self, candidate: Candidate, entry: Entry | None) -> ResultRow | None:
@@ -371,10 +374,11 @@ class Gate:
             return replace(row, ledger=superseding(identity))
         return row
 
-    def _remember(self, recent: OrderedDict[Any, Any], slot: Any, value: Any) -> None:
+    @staticmethod
+    def _remember(recent: OrderedDict[Any, Any], slot: Any, value: Any, limit: int) -> None:
         recent[slot] = value
         recent.move_to_end(slot)
-        if len(recent) > self._window:
+        if len(recent) > limit:
             recent.popitem(last=False)
 
     def _fresh(self, entry: Entry) -> bool:

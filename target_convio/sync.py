@@ -64,6 +64,7 @@ class Candidate:
     identity: str | None = None
     memberships: dict[str, bool] = field(default_factory=dict)  # what the record wants
     fingerprint: str = ""
+    claims: dict[str, str] = field(default_factory=dict)  # {field: claim} of its match values
     replayed: Entry | None = None  # a replay: its entry, as the queue gave it
 
 
@@ -204,6 +205,7 @@ class Gate:
                 candidate.fingerprint = fingerprint_of(
                     mode.method, candidate.params, candidate.memberships
                 )
+                candidate.claims = match_claims(candidate.params)
         known = self._lookup(c for c in held if c.replayed is None)
         for candidate in held:
             if candidate.replayed is not None and candidate.identity:
@@ -248,7 +250,7 @@ class Gate:
                 and not self.settings.full_sync
             ):
                 continue  # unchanged, or sent as Convio last accepted it
-            hashes = list(match_claims(candidate.params).values())
+            hashes = list(candidate.claims.values())
             by_stream.setdefault(candidate.record.stream, []).extend(hashes)
         found: dict[str, dict[str, Claim]] = {}
         try:
@@ -344,7 +346,7 @@ class Gate:
     def _conflict(self, candidate: Candidate, claims: Mapping[str, Claim]) -> ResultRow | None:
         """`already_used` if a match value belongs to another key (ledger, or this run)."""
         stream = candidate.record.stream
-        for name, digest_ in match_claims(candidate.params or {}).items():
+        for name, digest_ in candidate.claims.items():
             holder = self._claimed.get((stream, digest_)) or claims.get(digest_)
             if holder is not None and holder.identity != candidate.identity:
                 return already_used_row(candidate.record, name, holder.key)
@@ -352,7 +354,7 @@ class Gate:
 
     def _claim(self, candidate: Candidate) -> dict[str, str]:
         """The record's match values, held for its key for the rest of the run."""
-        found = match_claims(candidate.params or {})
+        found = candidate.claims
         if candidate.identity is not None:
             holder = Claim(candidate.identity, candidate.record.key)
             for digest_ in found.values():

@@ -57,7 +57,8 @@ def main() -> int:
             print(f"seed {seed} {backend}: {args.nights} nights held ({seconds:.0f} s)", flush=True)
     if server is not None:
         server.cleanup()
-    print(f"{len(seeds) * len(args.backends.split(',')) - failed} passed, {failed} failed")
+    held = len(seeds) * len(args.backends.split(",")) - failed
+    print(f"histories that held: {held}; that broke an invariant: {failed}")
     return 1 if failed else 0
 
 

@@ -57,3 +57,9 @@ def test_ledger_benchmark_runs() -> None:
     assert "| unchanged rerun | SQLite | 0 |" in output
     assert "| unchanged rerun | PostgreSQL | 0 |" in output
     assert "| 80 |" in output
+
+
+def test_ledger_model_benchmark_runs() -> None:
+    output = run("ledger_model.py", "--seed", "7", "--nights", "2", "--backends", "sqlite")
+    assert "seed 7 sqlite: 2 nights held" in output
+    assert output.endswith("histories that held: 1; that broke an invariant: 0\n")

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TextIO
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_convio.claims import cons_id_claim
+from target_convio.digests import cons_id_claim
 from target_convio.ledger import ACCEPTED, FAILED, REJECTED, Change, Ledger
 from target_convio.outcomes import Outcome
 from target_convio.rows import ResultRow

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from target_convio.claims import cons_id_claim
+from target_convio.digests import cons_id_claim
 from target_convio.ledger_schema import (
     MAX_MESSAGE,
     SCHEMA_VERSION,

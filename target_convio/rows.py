@@ -52,7 +52,7 @@ class LedgerNote:
     confirmed: dict[str, bool] = field(default_factory=dict)  # held once the write succeeds
     dropped_cons_id: bool = False  # Convio no longer knew it (code 16): sent without it
     replayed: bool = False
-    claims: frozenset[str] = frozenset()  # the match values it was sent with (claims.py)
+    claims: frozenset[str] = frozenset()  # the match values it was sent with (digests.py)
     known: bool = False  # the ledger had an entry for the key, or it was sent earlier this run
     sent: bool = True  # else a newer record that was not sent: it only ends the key's replay
 

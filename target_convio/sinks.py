@@ -10,11 +10,12 @@ from singer_sdk.sinks import RecordSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from singer_sdk.target_base import Target
 
+from target_convio.digests import identity_of
 from target_convio.fields import EMAIL_FIELD, LOCATORS
 from target_convio.mapping import Mapper, key_problems
 from target_convio.rows import RecordRef, invalid_row, skipped_row
 from target_convio.services import HasServices
-from target_convio.sync import Candidate, identity_of
+from target_convio.sync import Candidate
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
 
 LOCATING_FIELDS = frozenset({*LOCATORS, EMAIL_FIELD})

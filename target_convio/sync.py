@@ -13,14 +13,13 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
-from target_convio.claims import digest, match_claims
 from target_convio.compare import locator
+from target_convio.digests import fingerprint_of, match_claims
 from target_convio.dispatch import Chain, Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import ACCEPTED, REJECTED, Claim, Entry, Ledger, Replay
@@ -39,7 +38,6 @@ from target_convio.rows import (
 )
 
 CHUNK = 200
-MAX_EXPONENT = 100  # integral numbers beyond this many digits keep their decimal form
 
 
 @dataclass(frozen=True)
@@ -66,48 +64,6 @@ class Candidate:
     fingerprint: str = ""
     claims: dict[str, str] = field(default_factory=dict)  # {field: claim} of its match values
     replayed: Entry | None = None  # a replay: its entry, as the queue gave it
-
-
-def identity_of(key: Mapping[str, Any] | None, params: Mapping[str, str]) -> str | None:
-    """A record's ledger identity: its key properties, else member_id, else its email.
-
-    Key values are compared as JSON values with numbers normalised: 1, 1.0 and 1.00 are one
-    key; "1" and 1 are two.
-    """
-    if key:
-        basis: Any = ["key", sorted((name, _normalised(value)) for name, value in key.items())]
-    elif params.get("member_id"):
-        basis = ["member_id", params["member_id"]]
-    elif params.get("primary_email"):
-        basis = ["email", params["primary_email"].strip().casefold()]
-    else:
-        return None
-    return digest(basis)
-
-
-def _normalised(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float, Decimal)):
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        if number.is_finite() and number.adjusted() <= MAX_EXPONENT and number == int(number):
-            return int(number)  # as an integer key always was
-        return {"number": str(number.normalize())}
-    if isinstance(value, Mapping):
-        return {str(k): _normalised(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_normalised(v) for v in value]
-    return str(value)
-
-
-def fingerprint_of(
-    method: str, params: Mapping[str, str], memberships: Mapping[str, bool] | None = None
-) -> str:
-    """A hash of a write as it would be sent (credentials are never in `params`), with the
-    memberships the record wants."""
-    if memberships:
-        return digest([method, sorted(params.items()), sorted(memberships.items())])
-    return digest([method, sorted(params.items())])
 
 
 class Gate:

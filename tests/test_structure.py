@@ -28,7 +28,7 @@ LAYERS = [
     "commit",
     "ledger",
     "ledger_schema",
-    "claims",
+    "digests",
     "summary",
     "rows",
     "compare",

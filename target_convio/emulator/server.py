@@ -83,6 +83,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ConnectionError:  # reset while waiting for the next request (a killed client)
+            self.close_connection = True
+
     def do_GET(self) -> None:
         self._guarded("GET")
 

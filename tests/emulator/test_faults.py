@@ -189,6 +189,27 @@ def test_a_client_that_resets_its_connection_gets_no_traceback_logged(caplog, ca
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
+def test_a_client_killed_between_two_calls_gets_no_traceback_logged(capfd) -> None:
+    """As a target killed with kill -9 leaves a kept-alive connection: reset while the
+    emulator waits for the next request line."""
+    with Emulator() as emulator:
+        host, port = emulator.server.server_address[:2]
+        body = b"method=listUserFields&api_key=demo-api-key&v=1.0"
+        request = (
+            b"POST /site/SRConsAPI HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+        ) % (len(body), body)
+        for _ in range(3):
+            connection = socket.create_connection((host, port))
+            connection.sendall(request)
+            assert connection.recv(65536)  # answered; the connection stays open
+            time.sleep(0.05)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()  # a reset, between requests
+        time.sleep(0.2)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_fail_value_fails_exactly_the_calls_that_carry_it(
     api: Caller, emulator: Emulator
 ) -> None:

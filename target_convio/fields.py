@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import logging
 import math
 import re
@@ -112,6 +113,11 @@ class Catalogue:
 
     def get(self, name: str) -> FieldSpec | None:
         return self.fields.get(name)
+
+    def closest(self, name: str) -> str | None:
+        """The field a misspelt name most likely meant, if one is close."""
+        found = difflib.get_close_matches(name, sorted(self.fields), n=1, cutoff=0.75)
+        return found[0] if found else None
 
     @property
     def required(self) -> list[str]:

@@ -39,9 +39,13 @@ class Mapper:
         """`read_elsewhere`: properties another part reads (memberships): never warned of."""
         unknown = sorted({target for target in field_map.values() if target not in catalogue})
         if unknown:
+            named = [
+                f"{name} (did you mean {close}?)" if (close := catalogue.closest(name)) else name
+                for name in unknown
+            ]
             raise MappingError(
                 f"field_map names fields this site does not let the API account write: "
-                f"{', '.join(unknown)} (listUserFields with access=update lists those it does)"
+                f"{', '.join(named)} (listUserFields with access=update lists those it does)"
             )
         self.catalogue = catalogue
         self.field_map = dict(field_map)

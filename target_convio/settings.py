@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,6 +264,10 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
         spec = schema.get("properties", {}).get(name, {})
         got = "" if spec.get("secret") else f" (got {_shown(config.get(name))})"
         problems.setdefault(name, f"{name} must be {accepted(spec)}{got}")
+    known = schema.get("properties", {})
+    for name in set(config) - set(known):
+        if not name.startswith("_"):  # Meltano's and the SDK's own extras start with one
+            problems[name] = f"unknown setting '{name}'{did_you_mean(name, known)}"
     if not problems:
         try:
             Settings.from_config(config)
@@ -271,12 +276,17 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     return [problems[name] for name in sorted(problems)]
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """` (did you mean max_concurrency?)` for the closest choice, if one is close."""
+    found = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.75)
+    return f" (did you mean {found[0]}?)" if found else ""
+
+
 def accepted(spec: Mapping[str, Any]) -> str:
     """What a setting's JSON schema accepts, in words: `an integer of at least 1`."""
     if "enum" in spec:
-        return "one of " + ", ".join(
-            v if isinstance(v, str) else json.dumps(v) for v in spec["enum"] if v is not None
-        )
+        shown = (v if isinstance(v, str) else json.dumps(v) for v in spec["enum"] if v is not None)
+        return "one of " + ", ".join(dict.fromkeys(shown))  # true and "true" are one choice
     types = spec.get("type", [])
     kinds = [types] if isinstance(types, str) else [t for t in types if t != "null"]
     words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in kinds) or "a value"

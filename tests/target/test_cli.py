@@ -115,6 +115,18 @@ def test_settings_from_a_dotenv_file_in_the_working_directory(emulator, tmp_path
         ({"field_map": {"email": 5}}, "field_map must be an object whose values are text"),
         ({"add_group_ids": "1001"}, "add_group_ids must be a list of integers (got '1001')"),
         ({"field_map": {"email": "no_such_field"}}, "no_such_field"),
+        (
+            {"field_map": {"city": "primary_address.cty"}},
+            "primary_address.cty (did you mean primary_address.city?)",
+        ),
+        (
+            {"max_concurency": 4},
+            "Invalid setting: unknown setting 'max_concurency' (did you mean max_concurrency?)",
+        ),
+        ({"feild_map": {}}, "unknown setting 'feild_map' (did you mean field_map?)"),
+        ({"dryrun": True}, "unknown setting 'dryrun' (did you mean dry_run?)"),
+        ({"colour": "blue"}, "unknown setting 'colour'"),
+        ({"dry_run": "yes"}, "dry_run must be one of true, false, compare (got 'yes')"),
         ({"api_key": "wrong"}, "Incorrect API key. (api_key is not the site's API key)"),
         ({"login_password": "wrong"}, "login_name/login_password"),
         ({"api_url": "http://127.0.0.1:9/site/SRConsAPI", "max_retries": 0}, "cannot connect"),
@@ -189,3 +201,21 @@ def test_every_invalid_setting_is_named_before_any_input_is_read(emulator, tmp_p
     assert "12345" not in result.stderr  # a secret's value is never shown, even a wrong one
     assert "not JSON" not in result.stderr
     assert emulator.calls == {}
+
+
+def test_the_sdks_and_meltanos_own_settings_are_accepted(emulator, tmp_path: Path) -> None:
+    config = {
+        "api_url": emulator.api_url,
+        "api_key": "demo-api-key",
+        "login_name": "apiuser",
+        "login_password": "apipass",
+        "stream_maps": {},
+        "validate_records": True,
+        "add_record_metadata": False,
+        "flattening_enabled": False,
+        "_meltano_extra": "kept by Meltano for itself",
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = cli("--config", str(path), stdin=singer_lines([schema(), donor(1)]))
+    assert result.returncode == 0, result.stderr

@@ -157,7 +157,7 @@ class Ledger:
             ledger = cls(engine_for(parsed, timeout), site, url)
             ledger._prepare()
         except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise LedgerError(f"ledger_url: cannot open the ledger ({reason(exc, url)})") from None
+            raise cannot_open(exc, url) from None
         return ledger
 
     @classmethod
@@ -177,7 +177,7 @@ class Ledger:
                 ).scalar()
             ledger.version = int(found or 0)
         except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise LedgerError(f"ledger_url: cannot open the ledger ({reason(exc, url)})") from None
+            raise cannot_open(exc, url) from None
         return ledger
 
     def _prepare(self) -> None:
@@ -514,6 +514,16 @@ class Ledger:
                     condition = sa.and_(condition, table.c.site == indexable(site))
                 removed = int(connection.execute(sa.delete(table).where(condition)).rowcount)
         return removed
+
+
+def cannot_open(exc: BaseException, url: str) -> LedgerError:
+    """The one line for a ledger that cannot be reached; a missing driver names the extra."""
+    if isinstance(exc, ImportError) and "psycopg" in str(exc):
+        return LedgerError(
+            "Cannot open the ledger (ledger_url): PostgreSQL needs the postgres extra: "
+            "pip install 'target-convio[postgres]'"
+        )
+    return LedgerError(f"Cannot open the ledger (ledger_url): {reason(exc, url)}")
 
 
 def _at_slot(table: sa.Table) -> Any:

@@ -178,7 +178,9 @@ class RunStopped(Exception):  # noqa: N818 - a stop in order, not a failure of t
 
 def _describe(failure: Exception) -> str:
     """The one line that reports what ended a run."""
-    if isinstance(failure, (ConfigValidationError, ConfigError, MappingError, LedgerError)):
+    if isinstance(failure, LedgerError):
+        return str(failure)
+    if isinstance(failure, (ConfigValidationError, ConfigError, MappingError)):
         return f"Invalid setting: {failure}"
     if isinstance(failure, ConvioError):
         return f"Cannot start: {failure}"

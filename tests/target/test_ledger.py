@@ -225,7 +225,7 @@ def test_the_console_script_names_a_ledger_it_cannot_open(tmp_path) -> None:
     url = "postgresql://nobody:s3cret@127.0.0.1:9/x"
     result = cli("--ledger-url", url, "counts", exe=LEDGER_EXE)
     assert result.returncode == 1
-    assert result.stderr.startswith("target-convio-ledger: ledger_url: cannot open the ledger")
+    assert result.stderr.startswith("target-convio-ledger: Cannot open the ledger (ledger_url)")
     assert "s3cret" not in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -302,7 +302,7 @@ def test_a_ledger_that_cannot_be_opened_stops_the_run_before_any_call(
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
     assert len(errors) == 1, result.stderr
-    assert "Invalid setting: ledger_url: cannot open the ledger (OperationalError" in errors[0]
+    assert "target-convio: Cannot open the ledger (ledger_url): OperationalError" in errors[0]
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert emulator.calls == {}
     about = json.loads(cli("--about", "--format", "json").stdout)
@@ -326,3 +326,27 @@ def test_a_key_sent_twice_in_one_run_is_not_taken_for_unchanged(sync, emulator) 
     assert stored["fields"]["primary_address.city"] == "Austin"
     again, sent = sync([schema(), donor(1, city="Austin")])
     assert (sent, again.rows[0]["outcome"]) == (0, "unchanged")
+
+
+def test_a_postgresql_ledger_without_its_driver_names_the_extra(
+    emulator, config_for, tmp_path
+) -> None:
+    """As on an install without the `postgres` extra: psycopg cannot be imported."""
+    fake = tmp_path / "no-driver" / "psycopg"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
+    config = config_for(emulator, ledger_url="postgresql://convio:s3cret@127.0.0.1:9/ledger")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = cli(
+        "--config",
+        str(tmp_path / "config.json"),
+        stdin=singer_lines([schema(), donor(1)]),
+        env={"PYTHONPATH": str(tmp_path / "no-driver")},
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert "Cannot open the ledger (ledger_url): PostgreSQL needs the postgres extra" in errors[0]
+    assert "pip install 'target-convio[postgres]'" in errors[0]
+    assert "s3cret" not in result.stderr
+    assert emulator.calls == {}

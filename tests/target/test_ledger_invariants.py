@@ -222,7 +222,7 @@ def test_a_postgresql_host_that_never_answers_ends_the_run(
     finally:
         silent.close()
     assert run.returncode == 1
-    assert "cannot open the ledger" in run.errors[0]
+    assert "target-convio: Cannot open the ledger (ledger_url): OperationalError" in run.errors[0]
     assert writes(emulator) == 0
 
 

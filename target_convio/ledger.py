@@ -504,6 +504,24 @@ class Ledger:
                 for row in rows
             ]
 
+    def copy_to(self, other: Ledger) -> tuple[int, int]:
+        """Every entry and claim of this ledger (every site), written into `other` over what it
+        holds for the same keys: (entries, claims). A chunk at a time, one transaction."""
+        copied = []
+        with self.engine.connect() as source, other.engine.begin() as target:
+            for table in (entries, claims):
+                keys = [column.name for column in table.primary_key]
+                statement: Any = other._insert(table)
+                kept = {c.name: statement.excluded[c.name] for c in table.c if c.name not in keys}
+                statement = statement.on_conflict_do_update(index_elements=keys, set_=kept)
+                count = 0
+                result = source.execution_options(yield_per=CHUNK).execute(_readable(table, source))
+                for rows in result.partitions(CHUNK):
+                    target.execute(statement, [_portable(dict(row._mapping)) for row in rows])
+                    count += len(rows)
+                copied.append(count)
+        return copied[0], copied[1]
+
     def forget(self, stream: str, site: str | None = None) -> int:
         """Remove a stream's entries (of one site, or all); its next run sends everything."""
         removed = 0
@@ -514,6 +532,32 @@ class Ledger:
                     condition = sa.and_(condition, table.c.site == indexable(site))
                 removed = int(connection.execute(sa.delete(table).where(condition)).rowcount)
         return removed
+
+
+def _readable(table: sa.Table, connection: sa.Connection) -> Any:
+    """All of a table; SQLite's times as text, so a damaged one cannot stop the copy."""
+    if connection.dialect.name != "sqlite":
+        return sa.select(table)
+    return sa.select(
+        *(
+            sa.type_coerce(c, sa.Text).label(c.name) if isinstance(c.type, sa.DateTime) else c
+            for c in table.c
+        )
+    )
+
+
+def _portable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as any ledger takes it: times in UTC (an unreadable one: unknown, or now)."""
+    values = dict(row)
+    for name in ("confirmed_at", "updated_at"):
+        if name in values:
+            try:
+                values[name] = _time(values[name])
+            except ValueError:
+                values[name] = None
+            if name == "updated_at" and values[name] is None:
+                values[name] = dt.datetime.now(dt.timezone.utc)
+    return values
 
 
 def cannot_open(exc: BaseException, url: str) -> LedgerError:

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("counts", help="entries by site, stream and last outcome")
     queue = commands.add_parser("replays", help="records that failed and will be sent again")
     queue.add_argument("--stream", help="only this stream")
+    copy = commands.add_parser(
+        "copy", help="copy every entry into another ledger (SQLite to PostgreSQL and back)"
+    )
+    copy.add_argument("--to", required=True, help="the other ledger's URL (made if need be)")
     forget = commands.add_parser("forget", help="forget a stream: its next run sends everything")
     forget.add_argument("stream")
     forget.add_argument("--site", help="only this site's entries (its api_url)")
@@ -49,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
             print("target-convio-ledger: there is no ledger at --ledger-url", file=sys.stderr)
             return 1
         ledger = found
-        if args.command == "forget":  # a change: the ledger is brought to this version first
+        if args.command in ("forget", "copy"):  # brought to this version first
             ledger.close()
             ledger = Ledger.open(args.ledger_url, site="")
+        if args.command == "copy":
+            args.target = Ledger.open(args.to, site="")
     except LedgerError as exc:
         print(f"target-convio-ledger: {exc}", file=sys.stderr)
         return 1
@@ -83,6 +89,12 @@ def _lines(ledger: Ledger, args: argparse.Namespace) -> Iterator[str]:
                 f"{shown(item['stream'])}  key {key}  failed in {item['replays'] + 1} run(s), "
                 f"last {since}: {shown(item['message'] or '')}"
             )
+    elif args.command == "copy":
+        try:
+            copied, claims = ledger.copy_to(args.target)
+        finally:
+            args.target.close()
+        yield f"copied {copied:,} entries and {claims:,} claims to the ledger at --to"
     else:
         removed = ledger.forget(args.stream, args.site)
         yield f"forgot {removed:,} records of stream {shown(args.stream)!r}"

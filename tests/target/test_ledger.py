@@ -350,3 +350,24 @@ def test_a_postgresql_ledger_without_its_driver_names_the_extra(
     assert "pip install 'target-convio[postgres]'" in errors[0]
     assert "s3cret" not in result.stderr
     assert emulator.calls == {}
+
+
+def test_a_ledger_copied_to_another_backend_keeps_every_record_unchanged(
+    emulator, config_for, run_target, postgres_ledger_url, tmp_path
+) -> None:
+    """Moving from SQLite to PostgreSQL and back resends nothing."""
+    sqlite_url = f"sqlite:///{tmp_path / 'first.sqlite'}"
+    messages = [schema(), donor(1), donor(2, city="Austin")]
+    first = run_target(config_for(emulator, ledger_url=sqlite_url), messages)
+    assert [r["outcome"] for r in first.rows] == ["created", "created"]
+    copied = ledger_command(sqlite_url, "copy", "--to", postgres_ledger_url)
+    assert copied == "copied 2 entries and 4 claims to the ledger at --to\n"
+    before = writes(emulator)
+    on_postgres = run_target(config_for(emulator, ledger_url=postgres_ledger_url), messages)
+    assert [r["outcome"] for r in on_postgres.rows] == ["unchanged", "unchanged"]
+    back_url = f"sqlite:///{tmp_path / 'back' / 'again.sqlite'}"
+    ledger_command(postgres_ledger_url, "copy", "--to", back_url)
+    back = run_target(config_for(emulator, ledger_url=back_url), messages)
+    assert [r["outcome"] for r in back.rows] == ["unchanged", "unchanged"]
+    assert writes(emulator) == before
+    assert [r["cons_id"] for r in back.rows] == [r["cons_id"] for r in first.rows]

@@ -116,7 +116,7 @@ def check_url(url: str) -> URL:
 
 
 def exists(url: URL) -> bool:
-    """Whether an SQLite ledger's file is there (a PostgreSQL one is asked in `open`)."""
+    """Whether an SQLite ledger's file is there (`Ledger.find` asks PostgreSQL for its tables)."""
     return url.get_backend_name() != "sqlite" or Path(url.database or "").expanduser().exists()
 
 

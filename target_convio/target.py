@@ -14,7 +14,8 @@ Overrides of SDK internals, each because no public hook serves:
   main thread was; ours only sets a flag, which the reader and waits act on.
 
 Public hooks used: `invoke` (one ERROR line instead of a traceback), `process_endofpipe` (the
-end of a run, however it ended), `default_sink_class`, `message_reader_class`.
+end of a run, however it ended), `get_singer_command` (`--help` says what the target is),
+`default_sink_class`, `message_reader_class`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import click
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
@@ -39,6 +41,13 @@ from target_convio.settings import CONFIG_SCHEMA, Settings, config_errors
 from target_convio.signals import received_early
 from target_convio.sinks import ConstituentSink
 
+HELP = """Loads constituent records from any Singer tap into Convio / Blackbaud Luminate Online
+through its server Constituent API (SRConsAPI): Singer messages on stdin, STATE lines on
+stdout, one result row per record in results_path.
+
+Every setting, with what it accepts: target-convio --about. The guide (settings, results and
+STATE, the sync ledger, what is guaranteed): README.md in the project's repository."""
+
 
 class TargetConvio(Target):
     """Loads constituent records into Convio / Blackbaud Luminate Online (SRConsAPI)."""
@@ -48,6 +57,13 @@ class TargetConvio(Target):
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ConstituentSink
     message_reader_class = InputReader
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with a `--help` that says what this target does."""
+        command = super().get_singer_command()
+        command.help = HELP
+        return command
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:

@@ -219,3 +219,12 @@ def test_the_sdks_and_meltanos_own_settings_are_accepted(emulator, tmp_path: Pat
     path.write_text(json.dumps(config))
     result = cli("--config", str(path), stdin=singer_lines([schema(), donor(1)]))
     assert result.returncode == 0, result.stderr
+
+
+def test_help_says_what_the_target_is_and_where_its_docs_are() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "Loads constituent records from any Singer tap into Convio / Blackbaud Luminate" in text
+    assert "target-convio --about" in text
+    assert "README.md" in text

@@ -203,22 +203,18 @@ def test_every_invalid_setting_is_named_before_any_input_is_read(emulator, tmp_p
     assert emulator.calls == {}
 
 
-def test_the_sdks_and_meltanos_own_settings_are_accepted(emulator, tmp_path: Path) -> None:
-    config = {
-        "api_url": emulator.api_url,
-        "api_key": "demo-api-key",
-        "login_name": "apiuser",
-        "login_password": "apipass",
-        "stream_maps": {},
-        "validate_records": True,
-        "add_record_metadata": False,
-        "flattening_enabled": False,
-        "_meltano_extra": "kept by Meltano for itself",
-    }
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    result = cli("--config", str(path), stdin=singer_lines([schema(), donor(1)]))
-    assert result.returncode == 0, result.stderr
+def test_the_sdks_and_meltanos_own_settings_are_accepted(emulator, config_for, run_target) -> None:
+    config = config_for(
+        emulator,
+        stream_maps={},
+        validate_records=True,
+        add_record_metadata=False,
+        flattening_enabled=False,
+        _meltano_extra="kept by Meltano for itself",
+    )
+    run = run_target(config, [schema(), donor(1)])
+    assert run.returncode == 0, run.stderr
+    assert [r["outcome"] for r in run.rows] == ["created"]
 
 
 def test_help_says_what_the_target_is_and_where_its_docs_are() -> None:

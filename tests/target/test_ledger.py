@@ -329,26 +329,22 @@ def test_a_key_sent_twice_in_one_run_is_not_taken_for_unchanged(sync, emulator) 
 
 
 def test_a_postgresql_ledger_without_its_driver_names_the_extra(
-    emulator, config_for, tmp_path
+    emulator, config_for, run_target, tmp_path
 ) -> None:
     """As on an install without the `postgres` extra: psycopg cannot be imported."""
     fake = tmp_path / "no-driver" / "psycopg"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
     config = config_for(emulator, ledger_url="postgresql://convio:s3cret@127.0.0.1:9/ledger")
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    result = cli(
-        "--config",
-        str(tmp_path / "config.json"),
-        stdin=singer_lines([schema(), donor(1)]),
-        env={"PYTHONPATH": str(tmp_path / "no-driver")},
+    run = run_target(config, [schema(), donor(1)], env={"PYTHONPATH": str(tmp_path / "no-driver")})
+    assert run.returncode == 1
+    assert len(run.errors) == 1, run.stderr
+    assert (
+        "Cannot open the ledger (ledger_url): PostgreSQL needs the postgres extra"
+        in (run.errors[0])
     )
-    assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
-    assert len(errors) == 1, result.stderr
-    assert "Cannot open the ledger (ledger_url): PostgreSQL needs the postgres extra" in errors[0]
-    assert "pip install 'target-convio[postgres]'" in errors[0]
-    assert "s3cret" not in result.stderr
+    assert "pip install 'target-convio[postgres]'" in run.errors[0]
+    assert "s3cret" not in run.stderr
     assert emulator.calls == {}
 
 

@@ -186,6 +186,11 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 # The SDK later merges its own settings into CONFIG_SCHEMA, in place; these are ours.
 SETTING_NAMES = tuple(CONFIG_SCHEMA["properties"])
+# SDK settings that change nothing here: accepted (with a warning), never described.
+IGNORED_SDK_SETTINGS = {
+    "load_method": "sync_mode says what a write does",
+    "add_record_metadata": "the _sdc_ metadata columns are not Convio fields",
+}
 
 
 @dataclass(frozen=True)
@@ -265,7 +270,7 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
         got = "" if spec.get("secret") else f" (got {_shown(config.get(name))})"
         problems.setdefault(name, f"{name} must be {accepted(spec)}{got}")
     known = schema.get("properties", {})
-    for name in set(config) - set(known):
+    for name in set(config) - set(known) - set(IGNORED_SDK_SETTINGS):
         if not name.startswith("_"):  # Meltano's and the SDK's own extras start with one
             problems[name] = f"unknown setting '{name}'{did_you_mean(name, known)}"
     if not problems:

@@ -7,6 +7,8 @@ Overrides of SDK internals, each because no public hook serves:
 - `_env_var_config`: the SDK looks for `.env` upwards from its own install folder, so a
   `.env` beside a virtual environment would override the caller's; ours reads the working
   directory's.
+- `append_builtin_config`: the SDK adds `load_method` and `add_record_metadata`, which change
+  nothing here; dropped, `--about` describes only settings that do something.
 - `_process_state_message`: the SDK keeps the tap's state to itself; checkpoints need it.
 - `_handle_max_record_age`: the SDK would drain and print a STATE line of its own; our
   checkpoints seal by age themselves.
@@ -37,7 +39,12 @@ from target_convio.ledger_schema import LedgerError
 from target_convio.mapping import MappingError
 from target_convio.reader import INPUT_ERRORS, InputReader, shorten
 from target_convio.services import Services, open_services
-from target_convio.settings import CONFIG_SCHEMA, Settings, config_errors
+from target_convio.settings import (
+    CONFIG_SCHEMA,
+    IGNORED_SDK_SETTINGS,
+    Settings,
+    config_errors,
+)
 from target_convio.signals import received_early
 from target_convio.sinks import ConstituentSink
 
@@ -83,6 +90,8 @@ class TargetConvio(Target):
         if self._signum is None:
             self._signum = received_early()
         self.max_parallelism = 1  # checkpoints run on their own thread; the SDK's drain is unused
+        for name in sorted(IGNORED_SDK_SETTINGS.keys() & self.config.keys()):
+            self.logger.warning("%s is ignored: %s", name, IGNORED_SDK_SETTINGS[name])
         self.settings = Settings.from_config(self.config)
         try:
             self._services = open_services(self.settings, self._must_stop, self.logger)
@@ -147,6 +156,13 @@ class TargetConvio(Target):
         return services.stop_reason is not None or services.checkpointer.stopped
 
     # -- SDK overrides (see the module docstring) -----------------------------------------
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """The SDK's settings that do something here (`--about` describes only those)."""
+        super().append_builtin_config(config_jsonschema)
+        for name in IGNORED_SDK_SETTINGS:
+            config_jsonschema["properties"].pop(name, None)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         schema = self.config_jsonschema

@@ -208,13 +208,21 @@ def test_the_sdks_and_meltanos_own_settings_are_accepted(emulator, config_for, r
         emulator,
         stream_maps={},
         validate_records=True,
-        add_record_metadata=False,
+        add_record_metadata=True,
+        load_method="upsert",
         flattening_enabled=False,
         _meltano_extra="kept by Meltano for itself",
     )
     run = run_target(config, [schema(), donor(1)])
     assert run.returncode == 0, run.stderr
     assert [r["outcome"] for r in run.rows] == ["created"]
+    assert "load_method is ignored: sync_mode says what a write does" in run.stderr
+    assert "add_record_metadata is ignored" in run.stderr
+
+
+def test_about_describes_only_settings_that_do_something() -> None:
+    about = json.loads(cli("--about", "--format", "json").stdout)
+    assert not {"load_method", "add_record_metadata"} & set(about["settings"]["properties"])
 
 
 def test_help_says_what_the_target_is_and_where_its_docs_are() -> None:

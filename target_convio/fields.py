@@ -116,7 +116,8 @@ class Catalogue:
 
     def closest(self, name: str) -> str | None:
         """The field a misspelt name most likely meant, if one is close."""
-        found = difflib.get_close_matches(name, sorted(self.fields), n=1, cutoff=0.75)
+        known = sorted({*self.fields, *LOCATORS})
+        found = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         return found[0] if found else None
 
     @property

@@ -119,6 +119,7 @@ def test_settings_from_a_dotenv_file_in_the_working_directory(emulator, tmp_path
             {"field_map": {"city": "primary_address.cty"}},
             "primary_address.cty (did you mean primary_address.city?)",
         ),
+        ({"field_map": {"email": "primary_emial"}}, "(did you mean primary_email?)"),
         (
             {"max_concurency": 4},
             "Invalid setting: unknown setting 'max_concurency' (did you mean max_concurrency?)",

@@ -1,4 +1,4 @@
-"""Convio error codes: what each one means for a record and for the run (README table)."""
+"""Convio error codes: what each one means for a record and for the run (the table in docs/results.md)."""
 
 from __future__ import annotations
 

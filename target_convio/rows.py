@@ -1,4 +1,4 @@
-"""Result rows (README, "Results and STATE"): the one place a record's row is made."""
+"""Result rows (docs/results.md): the one place a record's row is made."""
 
 from __future__ import annotations
 

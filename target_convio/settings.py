@@ -1,4 +1,4 @@
-"""The target's settings (README, "Settings"): their JSON schema, their checks, a typed view."""
+"""The target's settings (docs/settings.md): their JSON schema, their checks, a typed view."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ CHUNK = 200
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """What the ledger's decisions depend on (README, "The sync ledger")."""
+    """What the ledger's decisions depend on (docs/ledger.md)."""
 
     mode: SyncMode
     full_sync: bool = False

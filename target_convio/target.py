@@ -52,8 +52,9 @@ HELP = """Loads constituent records from any Singer tap into Convio / Blackbaud 
 through its server Constituent API (SRConsAPI): Singer messages on stdin, STATE lines on
 stdout, one result row per record in results_path.
 
-Every setting, with what it accepts: target-convio --about. The guide (settings, results and
-STATE, the sync ledger, what is guaranteed): README.md in the project's repository."""
+Every setting, with what it accepts: target-convio --about. The guide: README.md in the
+project's repository (a quick start, one's own Meltano project, scheduling, troubleshooting),
+and docs/ beside it (settings, results and STATE, the sync ledger, what is guaranteed)."""
 
 
 class TargetConvio(Target):

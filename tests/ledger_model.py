@@ -1,4 +1,4 @@
-"""A model-based test of the sync ledger (README, "What the ledger guarantees"): random
+"""A model-based test of the sync ledger (docs/ledger.md, "What the ledger guarantees"): random
 nights, checked after each one.
 
 A seeded generator plays a warehouse: people (keys) whose city and email change, new keys,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "target_convio"
-# The layers of the README's "Layout": a module imports only modules listed after it, so
+# The layers of docs/contributing.md, "Layout": a module imports only modules listed after it, so
 # data flows one way (wiring, then a record's path, then the vocabulary every step shares).
 LAYERS = [
     "command",

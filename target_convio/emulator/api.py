@@ -41,7 +41,7 @@ def error_answer(params: Mapping[str, str], error: ApiError, status: int = 403) 
 
 
 def answer(methods: Methods, params: Mapping[str, str], http_method: str, client_ip: str) -> Answer:
-    """The answer to one call; checks run in the order the README's emulator table lists."""
+    """The answer to one call; checks run in the order docs/emulator.md lists."""
     try:
         handler = _authorize(methods, params, client_ip)
         if http_method != "POST" and params["method"] not in GET_ALLOWED:

@@ -1,4 +1,4 @@
-"""The README's promises under hostile answers, hostile input and crashes (each case a test)."""
+"""The promises of docs/guarantees.md under hostile answers, hostile input and crashes (each case a test)."""
 
 from __future__ import annotations
 

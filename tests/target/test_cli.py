@@ -233,3 +233,4 @@ def test_help_says_what_the_target_is_and_where_its_docs_are() -> None:
     assert "Loads constituent records from any Singer tap into Convio / Blackbaud Luminate" in text
     assert "target-convio --about" in text
     assert "README.md" in text
+    assert "docs/" in text

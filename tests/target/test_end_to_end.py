@@ -247,7 +247,7 @@ def test_secrets_never_reach_stdout_stderr_or_results(make_api, config_for, run_
 
 
 def test_stream_maps_rename_instead_of_field_map(emulator, config_for, run_target) -> None:
-    """The README's stream_maps example."""
+    """The stream_maps example of docs/settings.md."""
     config = config_for(
         emulator,
         field_map={},

@@ -1,4 +1,4 @@
-"""The ledger's invariants (README, "What the ledger guarantees") over random nights: a fixed
+"""The ledger's invariants (docs/ledger.md, "What the ledger guarantees") over random nights: a fixed
 seed here, long runs with `python bench/ledger_model.py` (tests/ledger_model.py says what is
 generated and checked)."""
 

@@ -41,8 +41,8 @@ class TestTargetConvio(_Standard):  # type: ignore[misc,valid-type]
     def test_target_record_missing_key_property(self, tmp_path) -> None:  # type: ignore[override]
         """The SDK's own input: a record without its key property. The SDK's test expects the
         run to end (MissingKeyPropertiesError); here the record gets an `invalid` row naming
-        the property, as every bad record does, and the run goes on (README, "What the ledger
-        guarantees": a null or missing key would give every such record one identity)."""
+        the property, as every bad record does, and the run goes on (docs/ledger.md, "What the
+        ledger guarantees": a null or missing key would give every such record one identity)."""
         stream = Path(singer_sdk.testing.__file__).with_name("target_test_streams")
         lines = (stream / "record_missing_key_property.singer").read_text()
         config = tmp_path / "config.json"

@@ -1,4 +1,4 @@
-"""Convio error codes: what each one means for a record and for the run (the table in docs/results.md)."""
+"""Convio error codes: what each means for a record and for the run (docs/results.md's table)."""
 
 from __future__ import annotations
 

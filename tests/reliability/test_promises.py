@@ -1,4 +1,4 @@
-"""The promises of docs/guarantees.md under hostile answers, hostile input and crashes (each case a test)."""
+"""docs/guarantees.md's promises under hostile answers, hostile input and crashes, case by case."""
 
 from __future__ import annotations
 

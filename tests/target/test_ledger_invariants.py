@@ -1,4 +1,4 @@
-"""One constituent, one key (docs/ledger.md, "What the ledger guarantees"), case by case: the ledger never
+"""One constituent, one key, case by case (docs/ledger.md, "What the ledger guarantees").
 
 Each test is one way the ledger lost a person before (issue 16), on SQLite and on a real
 PostgreSQL server, against the emulator over HTTP.

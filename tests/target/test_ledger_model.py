@@ -1,6 +1,6 @@
-"""The ledger's invariants (docs/ledger.md, "What the ledger guarantees") over random nights: a fixed
-seed here, long runs with `python bench/ledger_model.py` (tests/ledger_model.py says what is
-generated and checked)."""
+"""The ledger's invariants (docs/ledger.md, "What the ledger guarantees") over random
+nights: a fixed seed here, long runs with `python bench/ledger_model.py` (tests/ledger_model.py
+says what is generated and checked)."""
 
 from __future__ import annotations
 

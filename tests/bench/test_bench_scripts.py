@@ -53,6 +53,7 @@ def test_checkpoint_size_benchmark_runs() -> None:
 
 
 def test_ledger_benchmark_runs() -> None:
+    # Slow: starts its own PostgreSQL server and runs the target against both backends.
     output = run("ledger.py", "--records", "40", "--memory", "40,80")
     assert "| unchanged rerun | SQLite | 0 |" in output
     assert "| unchanged rerun | PostgreSQL | 0 |" in output

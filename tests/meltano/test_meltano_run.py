@@ -80,6 +80,7 @@ def credentials(emulator: Emulator) -> dict[str, str]:
 
 
 def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emulator) -> None:
+    # Slow: two `meltano run`s, each starting Meltano, a tap and a target (after an install).
     run = meltano(project, "run", "tap-jsonl", "target-convio", env=credentials(emulator))
     results = [
         json.loads(line) for line in (project / "output" / "results.jsonl").read_text().splitlines()

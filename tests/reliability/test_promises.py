@@ -105,6 +105,7 @@ def test_text_utf8_cannot_carry_gets_an_invalid_row_and_the_run_goes_on(
 def test_a_results_file_torn_by_kill_9_is_repaired_before_appending(
     emulator, config_for, tmp_path
 ) -> None:
+    # Slow: 40,000 records, so that a kill -9 can land while their rows are being appended.
     config = config_for(emulator, dry_run=True, batch_size_rows=50_000)
     (tmp_path / "config.json").write_text(json.dumps(config))
     results = Path(config["results_path"])

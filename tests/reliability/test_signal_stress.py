@@ -97,6 +97,7 @@ def one_run(run: int, folder: Path) -> Outcome:
 
 
 def test_sigterm_at_random_moments_always_ends_in_order(tmp_path: Path) -> None:
+    # Slow by design: RUNS real target processes, each busy until its signal lands.
     with ThreadPoolExecutor(PARALLEL) as pool:
         outcomes = list(pool.map(lambda run: one_run(run, tmp_path), range(RUNS)))
     for outcome in outcomes:

@@ -20,7 +20,7 @@ import xmltodict
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import emulator
 
-from target_convio.client import ClientSettings, ConvioClient
+from target_convio.convio.client import ClientSettings, ConvioClient
 
 GOAL_MS = 0.6
 CREDENTIALS = {"api_key": "demo-api-key", "login_name": "apiuser", "login_password": "apipass"}

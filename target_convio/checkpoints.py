@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from target_convio.answers import Reply
 from target_convio.commit import CommitStep, Settled
+from target_convio.convio.answers import Reply
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.rows import LedgerNote, RecordRef, ResultRow, compare_row, reply_row

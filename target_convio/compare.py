@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from target_convio.answers import Reply, as_list
-from target_convio.codes import Kind
+from target_convio.convio.answers import Reply, as_list
+from target_convio.convio.codes import Kind
 from target_convio.modes import SyncMode
 
 # Parameters that locate a record or steer the write; they are not values Convio stores.

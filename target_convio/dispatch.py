@@ -8,10 +8,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from target_convio.answers import Reply, transient
 from target_convio.breaker import FailureBreaker
-from target_convio.client import ConvioClient, describe
-from target_convio.codes import Kind
+from target_convio.convio.answers import Reply, transient
+from target_convio.convio.client import ConvioClient, describe
+from target_convio.convio.codes import Kind
 
 log = logging.getLogger(__name__)
 MatchKey = tuple[str, str]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from target_convio.answers import as_list
+from target_convio.convio.answers import as_list
 
 log = logging.getLogger(__name__)
 # Flagged required by real sites for their registration form; the API creates without them.

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from target_convio.answers import Reply
-from target_convio.codes import GLOBAL, Kind, lookup
 from target_convio.compare import predict
+from target_convio.convio.answers import Reply
+from target_convio.convio.codes import GLOBAL, Kind, lookup
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
 from target_convio.outcomes import FieldError, Outcome

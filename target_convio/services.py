@@ -11,8 +11,9 @@ from typing import Protocol, runtime_checkable
 
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import Checkpointer
-from target_convio.client import ConvioClient
 from target_convio.commit import AppendResults, CommitStep, PrintState, RecordInLedger
+from target_convio.convio.client import ConvioClient
+from target_convio.convio.transport import Transport
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import Ledger
@@ -20,7 +21,6 @@ from target_convio.ledger_schema import SCHEMA_VERSION
 from target_convio.rows import new_run_id
 from target_convio.settings import Settings
 from target_convio.sync import Gate
-from target_convio.transport import Transport
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from singer_sdk import typing as th
 
-from target_convio.client import ClientSettings, ConfigError, check_settings
+from target_convio.convio.client import ClientSettings, ConfigError, check_settings
 from target_convio.ledger_schema import LedgerError, check_url
 from target_convio.memberships import MIN_GROUP_ID, MembershipMap
 from target_convio.modes import SyncMode

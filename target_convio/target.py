@@ -34,7 +34,7 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
 
-from target_convio.client import ConfigError, ConvioError
+from target_convio.convio.client import ConfigError, ConvioError
 from target_convio.ledger_schema import LedgerError
 from target_convio.mapping import MappingError
 from target_convio.reader import INPUT_ERRORS, InputReader, shorten

@@ -64,7 +64,7 @@ def test_every_setting_is_in_the_settings_page_and_the_key_ones_in_the_readme() 
 
 
 def test_the_error_code_table_matches_codes_py() -> None:
-    from target_convio.codes import CODES, GLOBAL  # noqa: PLC0415
+    from target_convio.convio.codes import CODES, GLOBAL  # noqa: PLC0415
 
     text = page("docs/results.md")
     rows = re.findall(r"^\| ([\d, -]+) \| [^|]+ \| (\w+) \|([^|]*)\|$", text, re.MULTILINE)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from target_convio.client import ClientSettings, ConvioClient
+from target_convio.convio.client import ClientSettings, ConvioClient
 from target_convio.emulator import Emulator
 
 

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from target_convio.answers import as_list, parse_document, read_answer
-from target_convio.codes import CODES, Kind, lookup
+from target_convio.convio.answers import as_list, parse_document, read_answer
+from target_convio.convio.codes import CODES, Kind, lookup
 from tests.hostile import Canned, HostileServer
 
 NS = (

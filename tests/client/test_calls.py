@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from target_convio.client import ConvioError, FatalCallError
-from target_convio.codes import Kind
+from target_convio.convio.client import ConvioError, FatalCallError
+from target_convio.convio.codes import Kind
 from target_convio.emulator import Emulator, Faults
 from tests.conftest import PERSON, site_with
 
@@ -161,7 +161,7 @@ def test_retry_logs_name_the_method_and_the_cause(
 ) -> None:
     emulator.faults = Faults(http_503_rate=1.0)
     make_client(emulator, max_retries=2).create_or_update(ADA)
-    lines = [r.getMessage() for r in caplog.records if r.name == "target_convio.client"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "target_convio.convio.client"]
     assert len(lines) == 2
     assert lines[0].startswith("createOrUpdate: attempt 1 of 3 failed (HTTP 503")
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import trustme
 
-from target_convio.client import ClientSettings, ConfigError, ConvioClient, FatalCallError
-from target_convio.codes import Kind
+from target_convio.convio.client import ClientSettings, ConfigError, ConvioClient, FatalCallError
+from target_convio.convio.codes import Kind
 from target_convio.emulator import Emulator, Faults
 from tests.client.conftest import settings_for
 from tests.conftest import PERSON, site_with

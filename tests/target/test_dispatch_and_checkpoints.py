@@ -14,17 +14,17 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from target_convio.answers import Reply
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
-from target_convio.client import ClientSettings, ConvioClient
-from target_convio.codes import Kind
 from target_convio.commit import PrintState, Settled
+from target_convio.convio.answers import Reply
+from target_convio.convio.client import ClientSettings, ConvioClient
+from target_convio.convio.codes import Kind
+from target_convio.convio.transport import Response, TransportError
 from target_convio.dispatch import Dispatcher
 from target_convio.modes import SyncMode
 from target_convio.outcomes import Outcome
 from target_convio.rows import RecordRef
-from target_convio.transport import Response, TransportError
 
 LOG = logging.getLogger("tests")
 

@@ -14,11 +14,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from target_convio.answers import Reply, as_list, read_answer, transient
-from target_convio.codes import Kind, lookup
-from target_convio.pacing import Pacer
-from target_convio.redact import Redactor
-from target_convio.transport import MAX_ANSWER_BYTES, HTTPTransport, Transport, TransportError
+from target_convio.convio.answers import Reply, as_list, read_answer, transient
+from target_convio.convio.codes import Kind, lookup
+from target_convio.convio.pacing import Pacer
+from target_convio.convio.redact import Redactor
+from target_convio.convio.transport import (
+    MAX_ANSWER_BYTES,
+    HTTPTransport,
+    Transport,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from target_convio.codes import Kind, lookup
+from target_convio.convio.codes import Kind, lookup
 
 # HTTP statuses worth another try when the body is not a Convio answer.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from target_convio.emulator.faults import Faults
+from target_convio.emulator.faults import REFUSALS, Faults
 from target_convio.emulator.server import Emulator
 from target_convio.emulator.site import Site, SiteError, default_site_data
 
@@ -67,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="a call carrying this value in any parameter answers --error-code (repeatable)",
     )
+    faults.add_argument(
+        "--capacity",
+        type=int,
+        help="calls the site serves at once; more queue, and past twice this many are refused",
+    )
+    faults.add_argument(
+        "--capacity-refusal",
+        choices=REFUSALS,
+        default="http_503",
+        help="how a call over capacity is refused (default http_503)",
+    )
     return parser
 
 
@@ -87,6 +98,8 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         seed=args.seed,
         methods=frozenset(m.strip() for m in methods.split(",")) if methods else None,
         fail_values=frozenset(args.fail_value),
+        capacity=args.capacity,
+        capacity_refusal=args.capacity_refusal,
     )
 
 

@@ -1,4 +1,5 @@
-"""Fault injection: latency, Convio code 1, HTTP 5xx, resets, slow answers, a throttle."""
+"""Fault injection: latency, Convio code 1, HTTP 5xx, resets, slow answers, a throttle, and
+a site of finite capacity."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+
+REFUSALS = ("http_503", "code_1")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class Faults:
     # A call carrying one of these values in any parameter answers code `error_code`, every
     # time: one record fails while the others go through.
     fail_values: frozenset[str] = frozenset()
+    # A site that serves `capacity` calls at once: the rest queue; past twice that many in
+    # flight, the next is refused at once (`capacity_refusal`: HTTP 503 or code 1).
+    capacity: int | None = None
+    capacity_refusal: str = "http_503"
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -40,6 +48,37 @@ class Faults:
                 raise ValueError(f"{spec.name} must not be negative, not {value}")
         if self.max_rps is not None and self.max_rps <= 0:
             raise ValueError(f"max_rps must be positive, not {self.max_rps}")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {self.capacity}")
+        if self.capacity_refusal not in REFUSALS:
+            raise ValueError(f"capacity_refusal must be one of {', '.join(REFUSALS)}")
+
+
+class Capacity:
+    """Calls served at once by a site of `size`: the rest wait their turn, and past twice
+    that many in flight a call is turned away."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.in_flight = 0
+        self._slots = threading.Semaphore(size)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def serving(self) -> Iterator[bool]:
+        """True while this call holds one of the site's slots; False if it is turned away."""
+        with self._lock:
+            admitted = self.in_flight < 2 * self.size
+            self.in_flight += admitted
+        if not admitted:
+            yield False
+            return
+        try:
+            with self._slots:
+                yield True
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._tokens = max(faults.max_rps or 0.0, 1.0)
         self._refilled_at = time.monotonic()
+        self.capacity = Capacity(faults.capacity) if faults.capacity else None
 
     def draw(self, method: str, values: Iterable[str] = ()) -> Decision:
         f = self.faults

@@ -149,8 +149,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         if decision.kind == "reset":
             self._reset()
             return
-        result = self._decide(params, http_method, decision)
-        time.sleep(decision.delay_s)
+        capacity = self.server.injector.capacity
+        if capacity is None:
+            result = self._decide(params, http_method, decision)
+            time.sleep(decision.delay_s)
+        else:
+            with capacity.serving() as admitted:
+                if admitted:
+                    result = self._decide(params, http_method, decision)
+                    time.sleep(decision.delay_s)
+            if not admitted:
+                self._refuse(params)
+                return
         if decision.kind == "lost":  # carried out, then the connection drops: no answer
             self._reset()
         elif isinstance(result, Answer):
@@ -158,6 +168,18 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send(result.status, payload, content_type)
         else:
             self._send_html(result)
+
+    def _refuse(self, params: dict[str, str]) -> None:
+        """Over capacity: turned away at once, as an overloaded site does."""
+        refusal = self.server.injector.faults.capacity_refusal
+        with self.server.counts_lock:
+            self.server.faults_injected["over_capacity"] += 1
+        if refusal == "http_503":
+            self._send_html(503)
+        else:
+            result = error_answer(params, ApiError(1))
+            payload, content_type = render(result.root, result.body, result.fmt)
+            self._send(result.status, payload, content_type)
 
     def _decide(self, params: dict[str, str], http_method: str, decision: Decision) -> Answer | int:
         if decision.kind == "http_500":

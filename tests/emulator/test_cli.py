@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,15 @@ def test_throttle_flag(start) -> None:
     statuses = [emulator.call("listUserFields").status_code for _ in range(8)]
     assert statuses[:2] == [200, 200]
     assert 429 in statuses
+
+
+def test_capacity_flags(start) -> None:
+    emulator = start("--capacity", "1", "--capacity-refusal", "code_1", "--latency-ms", "400")
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: emulator.call("listUserFields"), range(3)))
+    refused = [a for a in answers if a.status_code == 403]
+    assert [a.json()["errorResponse"]["code"] for a in refused] == ["1"]
+    assert sorted(a.status_code for a in answers) == [200, 200, 403]
 
 
 def test_site_file(start, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -221,3 +222,45 @@ def test_a_fail_value_fails_exactly_the_calls_that_carry_it(
     assert [c["fields"]["email.primary_address"] for c in emulator.constituents()] == [
         "b@example.org"
     ]
+
+
+def concurrent_outcomes(emulator: Emulator, calls: int) -> list[tuple[str, float]]:
+    """`calls` createOrUpdate calls at once, each on its own connection: outcome, seconds."""
+
+    def one(i: int) -> tuple[str, float]:
+        api = Caller(emulator)
+        started = time.monotonic()
+        found = outcome(api, primary_email=f"c{i}@example.org")
+        api.session.close()
+        return found, time.monotonic() - started
+
+    with ThreadPoolExecutor(calls) as pool:
+        return list(pool.map(one, range(calls)))
+
+
+def test_a_site_of_finite_capacity_queues_then_refuses_past_twice_its_size(
+    emulator: Emulator,
+) -> None:
+    emulator.faults = Faults(latency_ms=300, capacity=2)
+    results = concurrent_outcomes(emulator, 6)
+    served = sorted(seconds for found, seconds in results if found == "ok")
+    refused = [seconds for found, seconds in results if found == "http_503"]
+    assert len(served) == 4  # two served at once, two queued behind them
+    assert len(refused) == 2  # the fifth and sixth in flight, turned away at once
+    assert max(refused) < 0.25
+    assert served[1] < 0.55 < served[2]  # the queued pair waited for a slot
+    assert emulator.faults_injected == {"over_capacity": 2}
+    assert len(emulator.constituents()) == 4
+
+
+def test_a_site_over_capacity_may_answer_code_1_instead(emulator: Emulator) -> None:
+    emulator.faults = Faults(latency_ms=300, capacity=1, capacity_refusal="code_1")
+    found = sorted(result for result, _ in concurrent_outcomes(emulator, 3))
+    assert found == ["code_1", "ok", "ok"]
+
+
+def test_capacity_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        Faults(capacity=0)
+    with pytest.raises(ValueError, match="capacity_refusal"):
+        Faults(capacity=1, capacity_refusal="http_418")

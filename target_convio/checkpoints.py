@@ -81,7 +81,9 @@ class Checkpointer:
         logger: logging.Logger,
         *,
         stop_run: Callable[[str], object] = lambda reason: None,
+        calls: Callable[[], str] = lambda: "",
     ) -> None:
+        """`calls`: how calls are going, for the progress line (`up to 6 calls at once`)."""
         self.summary = Summary()
         self.tap_state: dict[str, Any] | None = None  # the latest the tap sent
         self.written = 0  # the last checkpoint whose STATE line is out
@@ -93,6 +95,7 @@ class Checkpointer:
         self._poll = poll
         self._logger = logger
         self._stop_run = stop_run
+        self._calls = calls
         self._broken: set[int] = set()  # steps that failed: not tried again
         self._open = Checkpoint(1)
         self._sealed_state: dict[str, Any] | None = None
@@ -200,11 +203,13 @@ class Checkpointer:
         elapsed = time.monotonic() - self._started
         done = self.summary.total
         counts = self.summary.progress()
+        calls = self._calls()
         self._logger.info(
-            "Checkpoint %d: %d records in %.1f s (%.1f/s)%s",
+            "Checkpoint %d: %d records in %.1f s (%.1f/s%s)%s",
             number,
             done,
             elapsed,
             done / elapsed if elapsed else 0.0,
+            f", {calls}" if calls else "",
             f": {counts}" if counts else "",
         )

@@ -111,6 +111,7 @@ def open_services(
         poll=poll,
         logger=logger,
         stop_run=dispatcher.stop,
+        calls=lambda: f"up to {client.concurrency.limit} calls at once",
     )
     gate = Gate(ledger, settings.sync, dispatcher, checkpointer, run_id)
     return Services(settings, run_id, client, dispatcher, checkpointer, state_lines, gate)

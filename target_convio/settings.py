@@ -66,8 +66,17 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrency",
         th.IntegerType(minimum=1, maximum=MAX_CONCURRENCY),
-        default=4,
-        description="Calls in flight",
+        default=8,
+        description="Calls in flight: the ceiling with adaptive_concurrency, else the number",
+    ),
+    th.Property(
+        "adaptive_concurrency",
+        th.BooleanType,
+        default=True,
+        description=(
+            "Find the calls in flight the site bears: raise them while latency holds, cut "
+            "them on back pressure or rising latency"
+        ),
     ),
     th.Property(
         "max_requests_per_second",

@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from target_convio.convio.answers import Reply, as_list, read_answer, transient
 from target_convio.convio.codes import Kind, lookup
+from target_convio.convio.concurrency import ConcurrencyLimit
 from target_convio.convio.pacing import Pacer
 from target_convio.convio.redact import Redactor
 from target_convio.convio.transport import (
@@ -31,6 +32,8 @@ WRITE_ROOTS = frozenset({"createOrUpdateConsResponse", "createConsResponse", "up
 # Methods that are not safe to resend once a call may have been carried out.
 LOOK_BEFORE_RETRY = frozenset({"create"})
 LOST = "the answer to create was lost"
+# Answers that say the site is overloaded, whatever else they say.
+BACK_PRESSURE_CODES = frozenset({"1", "24", "34"})
 ROOTS = {
     "createOrUpdate": "createOrUpdateConsResponse",
     "create": "createConsResponse",
@@ -67,7 +70,8 @@ class ClientSettings:
     response_format: str = "xml"
     request_timeout_seconds: float = 30.0
     max_retries: int = 4
-    max_concurrency: int = 4
+    max_concurrency: int = 8
+    adaptive_concurrency: bool = True
     max_requests_per_second: float | None = None
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 60.0
@@ -134,6 +138,9 @@ class ConvioClient:
             settings.api_url, settings.max_concurrency, settings.request_timeout_seconds
         )
         self._pacer = Pacer(settings.max_requests_per_second)
+        self.concurrency = ConcurrencyLimit(
+            settings.max_concurrency, adaptive=settings.adaptive_concurrency
+        )
         self._redactor = Redactor([settings.api_key, settings.login_password])
         self._closed = threading.Event()
         self._common = {
@@ -187,7 +194,6 @@ class ConvioClient:
         attempts = 0
         while True:
             attempts += 1
-            self._pacer.wait(self._closed)
             reply, retry_after = self._attempt(body, ROOTS.get(method))
             if reply.maybe_written and method in LOOK_BEFORE_RETRY:
                 found = self._find_created(params)
@@ -214,16 +220,32 @@ class ConvioClient:
         return reply
 
     def _attempt(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None]:
+        """One request, when the concurrency limit and the pacing let it start."""
+        if not self.concurrency.acquire(self._closed):
+            return transient("not sent: the client was closed"), None
+        started, pushed_back = self.concurrency.now(), False
+        try:
+            self._pacer.wait(self._closed)  # a paced wait is not latency
+            started = self.concurrency.now()
+            reply, retry_after, pushed_back = self._send(body, expected_root)
+        finally:
+            self.concurrency.release(started, pushed_back=pushed_back)
+        return reply, retry_after
+
+    def _send(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None, bool]:
+        """The reply, the server's Retry-After, and whether the site pushed back."""
         try:
             response = self._transport.send(body)
         except TransportError as exc:
             if exc.fatal:
-                return Reply(Kind.FATAL, exc.message), None
-            return transient(exc.message, maybe_written=exc.maybe_sent), None
+                return Reply(Kind.FATAL, exc.message), None, False
+            return transient(exc.message, maybe_written=exc.maybe_sent), None, True
+        pushed_back = response.status == 429 or response.status >= 500
         if len(response.body) > MAX_ANSWER_BYTES:
             limit = MAX_ANSWER_BYTES // (1024 * 1024)
-            return transient(f"answer larger than {limit} MB", response.status), None
+            return transient(f"answer larger than {limit} MB", response.status), None, pushed_back
         reply = read_answer(response.status, response.body, expected_root)
+        pushed_back = pushed_back or reply.code in BACK_PRESSURE_CODES
         if reply.ok and expected_root in WRITE_ROOTS and not reply.cons_id:
             said = str((reply.body or {}).get("message") or "nothing")
             reply = transient(f"Convio's answer named no cons_id ({said})", maybe_written=True)
@@ -234,7 +256,7 @@ class ConvioClient:
                 message=self._redactor.text(reply.message),
                 body=self._redactor.value(reply.body),
             )
-        return reply, _retry_after(response.retry_after)
+        return reply, _retry_after(response.retry_after), pushed_back
 
     def _find_created(self, params: Mapping[str, str]) -> Reply | None:
         """After a create whose answer was lost: its outcome, or None if it wrote nothing.

@@ -74,7 +74,7 @@ def dispatcher_for(
     answer: Callable[[dict[str, str]], Response], concurrency: int = 4, rate: float = 1.0
 ) -> tuple[Dispatcher, ScriptedTransport]:
     transport = ScriptedTransport(answer)
-    client = client_for(transport, max_concurrency=concurrency)
+    client = client_for(transport, max_concurrency=concurrency, adaptive_concurrency=False)
     return Dispatcher(client, concurrency, FailureBreaker(rate)), transport
 
 

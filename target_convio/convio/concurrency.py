@@ -1,0 +1,133 @@
+"""How many calls may be in flight: a fixed number, or one found by adaptive concurrency.
+
+Adaptive concurrency is AIMD, as TCP and Vector's adaptive request concurrency do it. A site
+queues calls before it refuses them, so the early signal is latency: the limit grows by one
+per round trip while calls return as fast as they did at the least load seen, and is cut as
+soon as they queue (calls slower than that by a third), or at once on back pressure (code 1,
+HTTP 429 or 5xx, a timeout, a reset).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+SLOWER = 1.35  # a round this much slower than the baseline means calls are queueing
+SLACK_SECONDS = 0.002  # below this, a difference in latency is noise, not a queue
+QUEUE_CUT = 0.8  # the limit after latency rose, as a share of what it was
+PUSHBACK_CUT = 0.5  # the limit after the site pushed back
+WINDOW = 4  # calls judged together, at least
+WINDOW_PER_ROOT = 2  # and twice the square root of the limit: fewer false alarms
+BASELINE_WINDOWS = 400  # the baseline is the fastest of this many recent windows
+
+
+@dataclass
+class _Window:
+    """The last few calls that came back, sent since the last cut."""
+
+    since: float  # calls sent before this say nothing of the limit since
+    total: float = 0.0
+    samples: int = 0
+    full: bool = False  # the limit was reached: more calls were waiting
+
+
+class ConcurrencyLimit:
+    """Calls in flight, at most `limit` at once; `limit` moves only when `adaptive`.
+
+    Every WINDOW calls that come back are judged together, so a process with more calls in
+    flight judges more often: when the site starts to queue, the larger share sees it first
+    and yields first, which brings processes sharing a site to even shares. Between cuts the
+    limit grows by 1/limit per call, one per round trip.
+    """
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        adaptive: bool = True,
+        initial: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ceiling < 1:
+            raise ValueError("the ceiling must be at least 1")
+        self.ceiling = ceiling
+        self.adaptive = adaptive
+        self._limit = float(min(ceiling, max(1, initial)) if adaptive else ceiling)
+        self.in_flight = 0
+        self._clock = clock
+        self._window = _Window(clock())
+        self._window_means: deque[float] = deque(maxlen=BASELINE_WINDOWS)
+        self._changed = threading.Condition()
+
+    @property
+    def limit(self) -> int:
+        return int(self._limit)
+
+    @property
+    def baseline(self) -> float | None:
+        """Seconds a call takes when nothing queues: the fastest recent window."""
+        return min(self._window_means) if self._window_means else None
+
+    def now(self) -> float:
+        return self._clock()
+
+    def acquire(self, cancelled: threading.Event | None = None) -> bool:
+        """Wait for a free slot; False if `cancelled` was set meanwhile."""
+        with self._changed:
+            while self.in_flight >= self.limit:
+                self._window.full = True
+                if cancelled is not None and cancelled.is_set():
+                    return False
+                self._changed.wait(0.05 if cancelled is not None else None)
+            if cancelled is not None and cancelled.is_set():
+                return False
+            self.in_flight += 1
+            if self.in_flight >= self.limit:
+                self._window.full = True
+            return True
+
+    def release(self, started_at: float, *, pushed_back: bool = False) -> None:
+        """A call that started at `started_at` came back; `pushed_back` if the site refused."""
+        with self._changed:
+            self.in_flight -= 1
+            if self.adaptive:
+                self._observe(started_at, self._clock(), pushed_back)
+            self._changed.notify_all()
+
+    def _observe(self, started_at: float, now: float, pushed_back: bool) -> None:
+        window = self._window
+        if started_at < window.since:
+            return
+        if pushed_back:
+            self._cut(PUSHBACK_CUT, "the site pushed back", now)
+            return
+        window.samples += 1
+        window.total += now - started_at
+        if window.samples < max(WINDOW, math.isqrt(self.limit) * WINDOW_PER_ROOT):
+            return
+        baseline, mean = self.baseline, window.total / window.samples
+        self._window_means.append(mean)
+        if baseline is not None and mean > baseline * SLOWER + SLACK_SECONDS:
+            took, usual = mean * 1000, baseline * 1000
+            self._cut(QUEUE_CUT, f"calls queue: {took:.0f} ms, usually {usual:.0f}", now)
+            return
+        if window.full:
+            self._set(self._limit + window.samples / self._limit, "latency holds")
+        self._window = _Window(window.since)
+
+    def _cut(self, share: float, why: str, now: float) -> None:
+        self._set(max(1.0, math.floor(self._limit * share)), why)
+        self._window = _Window(now)
+
+    def _set(self, limit: float, why: str) -> None:
+        before = self.limit
+        self._limit = min(float(self.ceiling), max(1.0, limit))
+        if self.limit != before:
+            log.debug("Calls in flight: %d -> %d (%s)", before, self.limit, why)

@@ -1,0 +1,155 @@
+"""Adaptive concurrency on its own, with a scripted clock: a simulated site of finite capacity
+answers, and the limit must find it, hold it, and fall on back pressure."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import re
+import threading
+
+import pytest
+
+from target_convio.convio.concurrency import ConcurrencyLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def simulate(
+    limiter: ConcurrencyLimit,
+    clock: Clock,
+    *,
+    capacity: int,
+    latency: float = 0.040,
+    seconds: float = 20.0,
+) -> dict[str, float]:
+    """Keeps the limiter full against a site that serves `capacity` calls at once (the rest
+    queue; past twice that, refused at once), each in `latency` give or take a quarter.
+    Returns calls served, calls refused, and the limit's history."""
+    jitter = random.Random(7)
+    served = refused = 0
+    busy_until: list[float] = [0.0] * capacity  # when each of the site's slots frees
+    done: list[tuple[float, float, bool]] = []  # (comes back at, started at, refused)
+    limits: list[int] = []
+    while clock.now < seconds:
+        while limiter.in_flight < limiter.limit:
+            assert limiter.acquire()
+            start = clock.now
+            if len(done) >= 2 * capacity:
+                heapq.heappush(done, (start + 0.001, start, True))
+                continue
+            slot = min(range(capacity), key=busy_until.__getitem__)
+            begins = max(start, busy_until[slot])
+            busy_until[slot] = begins + latency * jitter.uniform(0.75, 1.25)
+            heapq.heappush(done, (busy_until[slot], start, False))
+        back_at, started, was_refused = heapq.heappop(done)
+        clock.now = back_at
+        limiter.release(started, pushed_back=was_refused)
+        refused += was_refused
+        served += not was_refused
+        limits.append(limiter.limit)
+    return {"served": served, "refused": refused, "limits": limits}  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("capacity", [3, 8, 24])
+def test_the_limit_rises_to_the_sites_capacity_and_stays_below_refusals(capacity: int) -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, clock=clock)
+    result = simulate(limiter, clock, capacity=capacity)
+    settled = sorted(result["limits"][len(result["limits"]) // 2 :])
+    assert settled[len(settled) // 2] >= capacity  # mostly at what it serves at once or more
+    assert settled[-1] < 2 * capacity  # and never where it refuses
+    best = 20.0 / 0.040 * capacity
+    assert result["served"] >= 0.9 * best
+    assert result["refused"] <= 0.01 * result["served"]
+
+
+def test_it_starts_at_one_call_and_grows_one_call_per_round_trip() -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, clock=clock)
+    assert limiter.limit == 1
+    simulate(limiter, clock, capacity=1000, seconds=0.040 * 12)
+    assert 6 <= limiter.limit <= 12  # one more per round trip, three calls at least per round
+
+
+def test_back_pressure_halves_the_limit_once_per_burst() -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, initial=40, clock=clock)
+    starts = []
+    for _ in range(40):
+        assert limiter.acquire()
+        starts.append(clock.now)
+    clock.now = 0.01
+    for started in starts:  # a burst of refusals for calls sent under the old limit
+        limiter.release(started, pushed_back=True)
+    assert limiter.limit == 20
+
+
+def test_a_fixed_limit_never_moves() -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(16, adaptive=False, clock=clock)
+    result = simulate(limiter, clock, capacity=4, seconds=2.0)
+    assert set(result["limits"]) == {16}
+    assert result["refused"] > 0  # 16 against a site refusing past 8
+
+
+def test_two_clients_of_one_site_converge_to_even_shares() -> None:
+    clock = Clock()
+    first, second = ConcurrencyLimit(64, clock=clock), ConcurrencyLimit(64, clock=clock)
+    capacity, latency = 8, 0.040
+    jitter = random.Random(7)
+    busy_until = [0.0] * capacity
+    done: list[tuple[float, int, float, bool]] = []
+    served = [0, 0]
+    refused = 0
+    limiters = (first, second)
+    while clock.now < 60.0:
+        for who, limiter in enumerate(limiters):
+            while limiter.in_flight < limiter.limit:
+                assert limiter.acquire()
+                start = clock.now
+                if len(done) >= 2 * capacity:
+                    heapq.heappush(done, (start + 0.001, who, start, True))
+                    continue
+                slot = min(range(capacity), key=busy_until.__getitem__)
+                begins = max(start, busy_until[slot])
+                busy_until[slot] = begins + latency * jitter.uniform(0.75, 1.25)
+                heapq.heappush(done, (busy_until[slot], who, start, False))
+        back_at, who, started, was_refused = heapq.heappop(done)
+        clock.now = back_at
+        limiters[who].release(started, pushed_back=was_refused)
+        refused += was_refused
+        if clock.now > 10.0:  # after they found their shares
+            served[who] += not was_refused
+    assert min(served) >= 0.75 * max(served)
+    assert refused <= 0.02 * sum(served)
+    assert sum(served) >= 0.9 * 50.0 / latency * capacity
+
+
+def test_every_change_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(4, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="target_convio.convio.concurrency"):
+        simulate(limiter, clock, capacity=100, seconds=1.0)
+    assert re.search(r"Calls in flight: 1 -> \d \(latency holds\)", caplog.text)
+    assert limiter.limit == 4  # the ceiling holds
+
+
+def test_a_waiting_call_gives_up_when_cancelled() -> None:
+    limiter = ConcurrencyLimit(1, adaptive=False)
+    assert limiter.acquire()
+    cancelled = threading.Event()
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(limiter.acquire(cancelled)))
+    waiter.start()
+    cancelled.set()
+    waiter.join(2)
+    assert result == [False]
+    assert limiter.in_flight == 1

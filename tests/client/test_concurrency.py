@@ -1,5 +1,6 @@
-"""Adaptive concurrency on its own, with a scripted clock: a simulated site of finite capacity
-answers, and the limit must find it, hold it, and fall on back pressure."""
+"""Adaptive concurrency: on its own with a scripted clock against a simulated site of finite
+capacity, then in the client against the emulator over real HTTP. The limit must find the
+site's capacity, hold it, and fall on back pressure."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import logging
 import random
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from target_convio.convio.client import ConvioClient
+from target_convio.convio.codes import Kind
 from target_convio.convio.concurrency import ConcurrencyLimit
+from target_convio.emulator import Emulator, Faults
+from tests.conftest import PERSON
 
 
 class Clock:
@@ -153,3 +159,44 @@ def test_a_waiting_call_gives_up_when_cancelled() -> None:
     waiter.join(2)
     assert result == [False]
     assert limiter.in_flight == 1
+
+
+# -- over real HTTP, against the emulator's site of finite capacity ------------------------
+
+
+def load(client: ConvioClient, calls: int, threads: int) -> list[Kind]:
+    def one(i: int) -> Kind:
+        return client.create_or_update({"primary_email": f"l{i}@example.org", **PERSON}).kind
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(calls)))
+
+
+def test_against_the_emulator_the_limit_finds_its_capacity(make_client) -> None:
+    with Emulator(faults=Faults(latency_ms=40, capacity=3)) as emulator:
+        client = make_client(emulator, max_concurrency=16, max_retries=8)
+        kinds = load(client, 300, 16)
+        assert set(kinds) == {Kind.OK}
+        assert 3 <= client.concurrency.limit < 6
+        refused = emulator.faults_injected.get("over_capacity", 0)
+        assert refused <= 3  # at most the odd one while it searched
+        assert len(emulator.constituents()) == 300
+
+
+def test_against_the_emulator_a_fixed_limit_draws_refusals(make_client) -> None:
+    with Emulator(faults=Faults(latency_ms=40, capacity=3)) as emulator:
+        client = make_client(emulator, max_concurrency=16, adaptive_concurrency=False)
+        load(client, 100, 16)
+        assert client.concurrency.limit == 16
+        assert emulator.faults_injected["over_capacity"] >= 20
+
+
+def test_against_the_emulator_back_pressure_cuts_the_limit(make_client) -> None:
+    with Emulator(faults=Faults(latency_ms=20)) as emulator:
+        client = make_client(emulator, max_concurrency=16, max_retries=0)
+        load(client, 200, 16)
+        grown = client.concurrency.limit
+        assert grown >= 8  # nothing queues here: it grew towards the ceiling
+        emulator.faults = Faults(latency_ms=20, http_503_rate=1.0)
+        load(client, 16, 16)
+        assert client.concurrency.limit <= grown // 2

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-SLOWER = 1.35  # a round this much slower than the baseline means calls are queueing
+SLOWER = 1.35  # a window this much slower than the baseline means calls are queueing
 SLACK_SECONDS = 0.002  # below this, a difference in latency is noise, not a queue
 QUEUE_CUT = 0.8  # the limit after latency rose, as a share of what it was
 PUSHBACK_CUT = 0.5  # the limit after the site pushed back

@@ -97,9 +97,11 @@ class ConcurrencyLimit:
         """A call that started at `started_at` came back; `pushed_back` if the site refused."""
         with self._changed:
             self.in_flight -= 1
+            before = self.limit
             if self.adaptive:
                 self._observe(started_at, self._clock(), pushed_back)
-            self._changed.notify_all()
+            # One slot freed wakes one waiter; a higher limit, as many as it adds.
+            self._changed.notify(1 + max(0, self.limit - before))
 
     def _observe(self, started_at: float, now: float, pushed_back: bool) -> None:
         window = self._window

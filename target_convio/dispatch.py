@@ -10,6 +10,7 @@ from typing import Any
 
 from target_convio.breaker import FailureBreaker
 from target_convio.convio.answers import Reply, transient
+from target_convio.convio.budget import BudgetError
 from target_convio.convio.client import ConvioClient, describe
 from target_convio.convio.codes import Kind
 
@@ -40,6 +41,7 @@ class Dispatcher:
         self.client = client
         self.breaker = breaker
         self.stop_reason: str | None = None
+        self.exit_code = 1  # how a stopped run ends: 75 when the call budget is spent
         self._lock = threading.Lock()
         self._latest: dict[MatchKey, Future[Reply | None]] = {}
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
@@ -107,6 +109,9 @@ class Dispatcher:
                 again = self.client.call(method, without_cons_id or params)
                 attempts = reply.attempts + again.attempts
                 reply = replace(again, attempts=attempts, without_cons_id=True)
+        except BudgetError as exc:
+            self.stop(str(exc), exit_code=exc.exit_code)
+            return None
         except Exception as exc:  # a bug must cost one record a row, not the run its results
             log.warning("%s: internal error (%s); the record fails", method, type(exc).__name__)
             log.debug("Details of the internal error", exc_info=True)
@@ -126,11 +131,12 @@ class Dispatcher:
             self.stop(reason)
         return reply
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, exit_code: int = 1) -> None:
         """No call starts after this; backoff waits end; calls in flight finish."""
         with self._lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
+                self.exit_code = exit_code
         self.client.close()
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from target_convio.ledger_schema import (
     MAX_MESSAGE,
     SCHEMA_VERSION,
     LedgerError,
+    calls_per_day,
     check_url,
     claims,
     engine_for,
@@ -503,6 +504,47 @@ class Ledger:
                 }
                 for row in rows
             ]
+
+    # -- the daily call budget ------------------------------------------------------------
+
+    def reserve_calls(self, day: str, wanted: int, budget: int) -> tuple[int, int]:
+        """Up to `wanted` calls of `day`'s `budget`, counted as made: (granted, counted).
+
+        The count is raised before it is read, so the transaction holds the row's write lock
+        and two processes reserving at once never both get the last calls.
+        """
+        where = sa.and_(calls_per_day.c.site == self.site, calls_per_day.c.day == day)
+        try:
+            with self.engine.begin() as connection:
+                add = self._insert(calls_per_day).on_conflict_do_nothing()
+                connection.execute(add.values(site=self.site, day=day, calls=0))
+                connection.execute(
+                    sa.update(calls_per_day)
+                    .where(where)
+                    .values(calls=calls_per_day.c.calls + wanted)
+                )
+                counted = connection.execute(sa.select(calls_per_day.c.calls).where(where))
+                before = counted.scalar_one() - wanted
+                granted = max(0, min(wanted, budget - before))
+                if granted != wanted:
+                    connection.execute(
+                        sa.update(calls_per_day).where(where).values(calls=before + granted)
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.failure("count calls in", exc) from None
+        return granted, before + granted
+
+    def give_back_calls(self, day: str, unused: int) -> None:
+        """Calls reserved but not made, returned to `day`'s count."""
+        where = sa.and_(calls_per_day.c.site == self.site, calls_per_day.c.day == day)
+        try:
+            with self.engine.begin() as connection:
+                left = sa.case(
+                    (calls_per_day.c.calls > unused, calls_per_day.c.calls - unused), else_=0
+                )
+                connection.execute(sa.update(calls_per_day).where(where).values(calls=left))
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.failure("count calls in", exc) from None
 
     def copy_to(self, other: Ledger) -> tuple[int, int]:
         """Every entry and claim of this ledger (every site), written into `other` over what it

@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-SCHEMA_VERSION = 3  # 2: memberships; 3: match claims, the record's key, unbounded texts
+# 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day
+SCHEMA_VERSION = 4
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
 
@@ -57,6 +58,14 @@ claims = sa.Table(
     sqlite_with_rowid=False,  # the primary key is the table: smaller, one B-tree to write
 )
 sa.Index("target_convio_claims_identity", claims.c.site, claims.c.stream, claims.c.identity)
+# API calls made to a site per UTC day, by every run and partition sharing the ledger.
+calls_per_day = sa.Table(
+    "target_convio_calls",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # 2026-11-30
+    sa.Column("calls", sa.Integer, nullable=False),
+)
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A password may hold only these unencoded; anything else must be percent-encoded.
@@ -141,7 +150,10 @@ def engine_for(url: URL, timeout: float, *, create: bool = True) -> sa.Engine:
 
 
 def upgrade(connection: sa.Connection, version: int) -> None:
-    """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry."""
+    """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry.
+
+    New tables (claims in 3, calls per day in 4) are made by `create_all` before this runs.
+    """
     table = "target_convio_ledger"
     if version < 2:
         connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN memberships TEXT"))

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import Checkpointer
 from target_convio.commit import AppendResults, CommitStep, PrintState, RecordInLedger
+from target_convio.convio.budget import CallBudget
 from target_convio.convio.client import ConvioClient
 from target_convio.convio.transport import Transport
 from target_convio.dispatch import Dispatcher
@@ -100,7 +101,16 @@ def open_services(
             ledger = None
     state_lines = PrintState(settings.results_in_state)
     steps.append(state_lines)
-    client = ConvioClient(settings.client, transport)
+    budget = None
+    if settings.max_calls_per_day:
+        shared = ledger if ledger is not None and not settings.dry_run else None
+        if shared is None:
+            logger.warning(
+                "max_calls_per_day counts this run's calls alone: without a ledger (or in a "
+                "dry run), the calls of other runs are not known"
+            )
+        budget = CallBudget(settings.max_calls_per_day, shared)
+    client = ConvioClient(settings.client, transport, budget)
     dispatcher = Dispatcher(
         client, settings.client.max_concurrency, FailureBreaker(settings.max_failure_rate)
     )

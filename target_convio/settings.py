@@ -192,6 +192,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=5,
         description="How many later runs re-send a record that ended failed",
     ),
+    th.Property(
+        "max_calls_per_day",
+        th.IntegerType(minimum=1),
+        description=(
+            "API calls (reads and writes, retries included) per site and UTC day, shared by "
+            "every run using the same ledger; when spent, the run stops with exit code 75; "
+            "unset = unlimited"
+        ),
+    ),
 ).to_dict()
 # The SDK later merges its own settings into CONFIG_SCHEMA, in place; these are ours.
 SETTING_NAMES = tuple(CONFIG_SCHEMA["properties"])
@@ -217,6 +226,7 @@ class Settings:
     ledger_url: str | None
     sync: SyncSettings
     memberships: MembershipMap
+    max_calls_per_day: int | None = None
 
     @property
     def sync_mode(self) -> SyncMode:
@@ -252,6 +262,9 @@ class Settings:
             extra_params=_extra_params(config),
             dry_run=get("dry_run", False) in (True, "true", "compare"),
             ledger_url=_ledger_url(get("ledger_url", DEFAULT_LEDGER_URL)),
+            max_calls_per_day=None
+            if (per_day := get("max_calls_per_day")) is None
+            else int(per_day),
             memberships=_memberships(
                 get("group_map", {}), get("interest_map", {}), get("add_group_ids", [])
             ),

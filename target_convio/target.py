@@ -34,6 +34,7 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
 
+from target_convio.convio.budget import BudgetError
 from target_convio.convio.client import ConfigError, ConvioError
 from target_convio.ledger_schema import LedgerError
 from target_convio.mapping import MappingError
@@ -80,6 +81,9 @@ class TargetConvio(Target):
             super().invoke(**kwargs)
         except RunStopped as exc:
             _error(str(exc))
+            raise SystemExit(exc.exit_code) from None
+        except BudgetError as exc:  # spent before the first record: nothing to settle
+            _error(f"Stopped: {exc}")
             raise SystemExit(exc.exit_code) from None
         except Exception as exc:
             _error(_describe(exc))
@@ -143,7 +147,7 @@ class TargetConvio(Target):
                 f"Stopped: {reason}. No STATE was written past checkpoint "
                 f"{services.checkpointer.written}; records sent since then are resent when the "
                 "run is repeated.",
-                128 + self._signum if self._signum is not None else 1,
+                128 + self._signum if self._signum is not None else services.dispatcher.exit_code,
             )
         self.logger.info("target-convio finished.\n%s", services.checkpointer.summary.table())
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from target_convio.convio.answers import Reply, as_list, read_answer, transient
+from target_convio.convio.budget import CallBudget
 from target_convio.convio.codes import Kind, lookup
 from target_convio.convio.concurrency import ConcurrencyLimit
 from target_convio.convio.pacing import Pacer
@@ -128,12 +129,19 @@ class ConvioClient:
     """Calls SRConsAPI methods; safe to share between threads.
 
     `transport` carries each request (default: HTTPTransport to `api_url`); tests may pass
-    their own to answer calls without a socket.
+    their own to answer calls without a socket. `budget` counts every request; when it is
+    spent, a call raises BudgetSpentError instead of being sent.
     """
 
-    def __init__(self, settings: ClientSettings, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        transport: Transport | None = None,
+        budget: CallBudget | None = None,
+    ) -> None:
         check_settings(settings)
         self.settings = settings
+        self.budget = budget
         self._transport = transport or HTTPTransport(
             settings.api_url, settings.max_concurrency, settings.request_timeout_seconds
         )
@@ -155,9 +163,11 @@ class ConvioClient:
         return f"ConvioClient({self.settings.api_url!r})"
 
     def close(self) -> None:
-        """Cut short any backoff wait and drop pooled connections."""
+        """Cut short any backoff wait, drop pooled connections, give back unused budget."""
         self._closed.set()
         self._transport.close()
+        if self.budget is not None:
+            self.budget.close()
 
     # -- methods --------------------------------------------------------------------------
 
@@ -223,8 +233,11 @@ class ConvioClient:
         """One request, when the concurrency limit and the pacing let it start."""
         if not self.concurrency.acquire(self._closed):
             return transient("not sent: the client was closed"), None
-        started, pushed_back = self.concurrency.now(), False
+        started: float | None = None
+        pushed_back = False
         try:
+            if self.budget is not None:
+                self.budget.take()
             self._pacer.wait(self._closed)  # a paced wait is not latency
             started = self.concurrency.now()
             reply, retry_after, pushed_back = self._send(body, expected_root)

@@ -64,7 +64,8 @@ class ConcurrencyLimit:
         self._clock = clock
         self._window = _Window(clock())
         self._window_means: deque[float] = deque(maxlen=BASELINE_WINDOWS)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._line: deque[threading.Event] = deque()  # calls waiting for a slot, in order
 
     @property
     def limit(self) -> int:
@@ -79,29 +80,37 @@ class ConcurrencyLimit:
         return self._clock()
 
     def acquire(self, cancelled: threading.Event | None = None) -> bool:
-        """Wait for a free slot; False if `cancelled` was set meanwhile."""
-        with self._changed:
-            while self.in_flight >= self.limit:
-                self._window.full = True
-                if cancelled is not None and cancelled.is_set():
-                    return False
-                self._changed.wait(0.05 if cancelled is not None else None)
+        """Wait for a free slot, first come first served; False if `cancelled` was set."""
+        with self._lock:
             if cancelled is not None and cancelled.is_set():
                 return False
-            self.in_flight += 1
-            if self.in_flight >= self.limit:
-                self._window.full = True
-            return True
+            if not self._line and self.in_flight < self.limit:
+                self.in_flight += 1
+                self._window.full |= self.in_flight >= self.limit
+                return True
+            self._window.full = True
+            turn = threading.Event()
+            self._line.append(turn)
+        while not turn.wait(0.05 if cancelled is not None else None):
+            if cancelled is not None and cancelled.is_set():
+                with self._lock:
+                    if not turn.is_set():
+                        self._line.remove(turn)
+                        return False
+                self.release(None)  # handed a slot as it gave up: passed on
+                return False
+        return True
 
-    def release(self, started_at: float, *, pushed_back: bool = False) -> None:
-        """A call that started at `started_at` came back; `pushed_back` if the site refused."""
-        with self._changed:
+    def release(self, started_at: float | None, *, pushed_back: bool = False) -> None:
+        """A call that started at `started_at` came back (None: it was never sent);
+        `pushed_back` if the site refused it."""
+        with self._lock:
             self.in_flight -= 1
-            before = self.limit
-            if self.adaptive:
+            if self.adaptive and started_at is not None:
                 self._observe(started_at, self._clock(), pushed_back)
-            # One slot freed wakes one waiter; a higher limit, as many as it adds.
-            self._changed.notify(1 + max(0, self.limit - before))
+            while self._line and self.in_flight < self.limit:  # the slot goes to the longest wait
+                self.in_flight += 1
+                self._line.popleft().set()
 
     def _observe(self, started_at: float, now: float, pushed_back: bool) -> None:
         window = self._window

@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -159,6 +160,26 @@ def test_a_waiting_call_gives_up_when_cancelled() -> None:
     waiter.join(2)
     assert result == [False]
     assert limiter.in_flight == 1
+
+
+def test_waiting_calls_start_in_the_order_they_came() -> None:
+    limiter = ConcurrencyLimit(1, adaptive=False)
+    assert limiter.acquire()
+    order: list[int] = []
+    waiters = []
+    for i in range(5):
+        waiter = threading.Thread(target=lambda i=i: (limiter.acquire(), order.append(i)))
+        waiter.start()
+        waiters.append(waiter)
+        while len(limiter._line) <= i:
+            time.sleep(0.001)
+    for released in range(1, 6):
+        limiter.release(None)
+        while len(order) < released:
+            time.sleep(0.001)
+    for waiter in waiters:
+        waiter.join(2)
+    assert order == [0, 1, 2, 3, 4]
 
 
 # -- over real HTTP, against the emulator's site of finite capacity ------------------------

@@ -121,11 +121,14 @@ def run_target(config: dict, input_path: Path) -> Measured:
 
 
 def target_config(url: str, **overrides: object) -> dict:
+    """A config for the emulator at `url`: no ledger, and exactly `max_concurrency` calls in
+    flight (fixed), unless a benchmark measures adaptive concurrency itself."""
     return {
         "api_url": url,
         **CREDENTIALS,
         "field_map": FIELD_MAP,
         "ledger_url": "none",
+        "adaptive_concurrency": False,
         **overrides,
     }
 
@@ -135,10 +138,16 @@ def per_record_ms(measured: Measured, fixed: Measured, records: int) -> float:
     return (measured.cpu_s - fixed.cpu_s) / records * 1000
 
 
-def write_calls(api_url: str) -> int:
-    """The emulator's count of write calls so far (its read-only inspection route)."""
+def site_state(api_url: str) -> dict:
+    """The emulator's calls by method and faults injected (its read-only inspection route)."""
     base = api_url.split("/", 3)
     state = f"{base[0]}//{base[2]}/_emulator/state"  # the emulator on loopback, http
     with urllib.request.urlopen(state, timeout=10) as answer:
-        calls = json.load(answer)["calls"]
+        found: dict = json.load(answer)
+    return found
+
+
+def write_calls(api_url: str) -> int:
+    """The emulator's count of write calls so far."""
+    calls = site_state(api_url)["calls"]
     return sum(calls.get(method, 0) for method in ("createOrUpdate", "create", "update"))

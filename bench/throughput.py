@@ -1,4 +1,6 @@
-"""Throughput against the ideal: records/s at 50 ms latency for max_concurrency 1, 4, 16, 64.
+"""Throughput against the ideal: records/s at 50 ms latency for max_concurrency 1, 4, 16, 64,
+fixed and as the ceiling of adaptive concurrency (a site without a capacity limit: adaptive
+should climb to the ceiling and lose only its climb).
 
 The ideal is concurrency / latency. Each target run is a whole `target-convio` process on a
 Singer file; its fixed cost (start, listUserFields, exit) is measured in the same run with an
@@ -37,6 +39,10 @@ def main() -> None:
             measured = run_target(target_config(url, max_concurrency=level), path)
             assert measured.returncode == 0, measured
             rows.append((f"target-convio, max_concurrency {level}", level, measured.wall_s))
+            config = target_config(url, max_concurrency=level, adaptive_concurrency=True)
+            measured = run_target(config, singer_input(args.records, folder, tag=f"-a{level}"))
+            assert measured.returncode == 0, measured
+            rows.append((f"target-convio, adaptive, ceiling {level}", level, measured.wall_s))
         path = singer_input(args.records, folder, tag="-naive")
         started = time.perf_counter()
         subprocess.run(

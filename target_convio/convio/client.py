@@ -23,6 +23,7 @@ from target_convio.convio.redact import Redactor
 from target_convio.convio.transport import (
     MAX_ANSWER_BYTES,
     HTTPTransport,
+    Response,
     Transport,
     TransportError,
 )
@@ -233,26 +234,31 @@ class ConvioClient:
         """One request, when the concurrency limit and the pacing let it start."""
         if not self.concurrency.acquire(self._closed):
             return transient("not sent: the client was closed"), None
-        started: float | None = None
+        started = answered = None
         pushed_back = False
         try:
             if self.budget is not None:
                 self.budget.take()
             self._pacer.wait(self._closed)  # a paced wait is not latency
             started = self.concurrency.now()
-            reply, retry_after, pushed_back = self._send(body, expected_root)
+            try:
+                response: Response | TransportError = self._transport.send(body)
+            except TransportError as exc:
+                response = exc
+            answered = self.concurrency.now()  # reading the answer is our CPU, not latency
+            reply, retry_after, pushed_back = self._judge(response, expected_root)
         finally:
-            self.concurrency.release(started, pushed_back=pushed_back)
+            self.concurrency.release(started, answered, pushed_back=pushed_back)
         return reply, retry_after
 
-    def _send(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None, bool]:
+    def _judge(
+        self, response: Response | TransportError, expected_root: str | None
+    ) -> tuple[Reply, float | None, bool]:
         """The reply, the server's Retry-After, and whether the site pushed back."""
-        try:
-            response = self._transport.send(body)
-        except TransportError as exc:
-            if exc.fatal:
-                return Reply(Kind.FATAL, exc.message), None, False
-            return transient(exc.message, maybe_written=exc.maybe_sent), None, True
+        if isinstance(response, TransportError):
+            if response.fatal:
+                return Reply(Kind.FATAL, response.message), None, False
+            return transient(response.message, maybe_written=response.maybe_sent), None, True
         pushed_back = response.status == 429 or response.status >= 500
         if len(response.body) > MAX_ANSWER_BYTES:
             limit = MAX_ANSWER_BYTES // (1024 * 1024)

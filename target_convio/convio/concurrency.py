@@ -3,8 +3,9 @@
 Adaptive concurrency is AIMD, as TCP and Vector's adaptive request concurrency do it. A site
 queues calls before it refuses them, so the early signal is latency: the limit grows by one
 per round trip while calls return as fast as they did at the least load seen, and is cut as
-soon as they queue (calls slower than that by a third), or at once on back pressure (code 1,
-HTTP 429 or 5xx, a timeout, a reset).
+soon as they queue (calls half again as slow), or at once on back pressure (code 1,
+HTTP 429 or 5xx, a timeout, a reset). At the start it doubles per round trip instead (TCP's
+slow start), until calls begin to queue, so a large site is reached in a few round trips.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-SLOWER = 1.35  # a window this much slower than the baseline means calls are queueing
+SLOWER = 1.5  # a window this much slower than the baseline means calls are queueing
+RISING = 1.15  # while starting, this much slower ends the doubling
 SLACK_SECONDS = 0.002  # below this, a difference in latency is noise, not a queue
 QUEUE_CUT = 0.8  # the limit after latency rose, as a share of what it was
 PUSHBACK_CUT = 0.5  # the limit after the site pushed back
@@ -63,6 +65,7 @@ class ConcurrencyLimit:
         self.in_flight = 0
         self._clock = clock
         self._window = _Window(clock())
+        self._starting = True  # doubling per round trip, until calls queue or a first cut
         self._window_means: deque[float] = deque(maxlen=BASELINE_WINDOWS)
         self._lock = threading.Lock()
         self._line: deque[threading.Event] = deque()  # calls waiting for a slot, in order
@@ -101,13 +104,19 @@ class ConcurrencyLimit:
                 return False
         return True
 
-    def release(self, started_at: float | None, *, pushed_back: bool = False) -> None:
-        """A call that started at `started_at` came back (None: it was never sent);
-        `pushed_back` if the site refused it."""
+    def release(
+        self,
+        started_at: float | None,
+        answered_at: float | None = None,
+        *,
+        pushed_back: bool = False,
+    ) -> None:
+        """A call that started at `started_at` and was answered at `answered_at` (now, if not
+        given) is done; `started_at` None: it was never sent. `pushed_back`: the site refused."""
         with self._lock:
             self.in_flight -= 1
             if self.adaptive and started_at is not None:
-                self._observe(started_at, self._clock(), pushed_back)
+                self._observe(started_at, answered_at or self._clock(), pushed_back)
             while self._line and self.in_flight < self.limit:  # the slot goes to the longest wait
                 self.in_flight += 1
                 self._line.popleft().set()
@@ -129,11 +138,15 @@ class ConcurrencyLimit:
             took, usual = mean * 1000, baseline * 1000
             self._cut(QUEUE_CUT, f"calls queue: {took:.0f} ms, usually {usual:.0f}", now)
             return
+        if self._starting and baseline is not None and mean > baseline * RISING + SLACK_SECONDS:
+            self._starting = False  # calls begin to queue: from here on, one per round trip
         if window.full:
-            self._set(self._limit + window.samples / self._limit, "latency holds")
+            step = window.samples if self._starting else window.samples / self._limit
+            self._set(self._limit + step, "latency holds")
         self._window = _Window(window.since)
 
     def _cut(self, share: float, why: str, now: float) -> None:
+        self._starting = False
         self._set(max(1.0, math.floor(self._limit * share)), why)
         self._window = _Window(now)
 

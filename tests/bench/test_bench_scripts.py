@@ -64,3 +64,9 @@ def test_ledger_model_benchmark_runs() -> None:
     output = run("ledger_model.py", "--seed", "7", "--nights", "2", "--backends", "sqlite")
     assert "seed 7 sqlite: 2 nights held" in output
     assert output.endswith("histories that held: 1; that broke an invariant: 0\n")
+
+
+def test_concurrency_benchmark_runs() -> None:
+    output = run("concurrency.py", "--capacities", "3", "--seconds", "0.3")
+    assert "| 3 | 1: " in output
+    assert "Two processes at once, capacity 8" in output

@@ -72,18 +72,20 @@ def test_the_limit_rises_to_the_sites_capacity_and_stays_below_refusals(capacity
     result = simulate(limiter, clock, capacity=capacity)
     settled = sorted(result["limits"][len(result["limits"]) // 2 :])
     assert settled[len(settled) // 2] >= capacity  # mostly at what it serves at once or more
-    assert settled[-1] < 2 * capacity  # and never where it refuses
+    assert settled[-1] <= 2 * capacity  # and never past twice it, where it refuses
     best = 20.0 / 0.040 * capacity
     assert result["served"] >= 0.9 * best
     assert result["refused"] <= 0.01 * result["served"]
 
 
-def test_it_starts_at_one_call_and_grows_one_call_per_round_trip() -> None:
+def test_it_starts_at_one_call_and_doubles_while_nothing_queues() -> None:
     clock = Clock()
     limiter = ConcurrencyLimit(64, clock=clock)
     assert limiter.limit == 1
+    simulate(limiter, clock, capacity=1000, seconds=0.040 * 3)
+    assert 2 <= limiter.limit <= 8  # doubled at most once per round trip
     simulate(limiter, clock, capacity=1000, seconds=0.040 * 12)
-    assert 6 <= limiter.limit <= 12  # one more per round trip, three calls at least per round
+    assert limiter.limit == 64  # the ceiling, in a dozen round trips
 
 
 def test_back_pressure_halves_the_limit_once_per_burst() -> None:
@@ -198,7 +200,7 @@ def test_against_the_emulator_the_limit_finds_its_capacity(make_client) -> None:
         client = make_client(emulator, max_concurrency=16, max_retries=8)
         kinds = load(client, 300, 16)
         assert set(kinds) == {Kind.OK}
-        assert 3 <= client.concurrency.limit < 6
+        assert 3 <= client.concurrency.limit <= 6  # refused only past twice the capacity
         refused = emulator.faults_injected.get("over_capacity", 0)
         assert refused <= 3  # at most the odd one while it searched
         assert len(emulator.constituents()) == 300

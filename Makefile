@@ -44,6 +44,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/cpu_memory.py
 	$(BIN)/python bench/checkpoint_size.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano .target-convio output .pytest_cache .ruff_cache

@@ -173,3 +173,22 @@ def test_two_partitions_share_one_budget_on_postgresql(
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
     assert counted(ledger, today) == 50
     ledger.close()
+
+
+def test_a_version_3_ledger_gains_the_call_count_in_place(
+    emulator, config_for, run_target, ledger_url
+) -> None:
+    config = config_for(emulator, ledger_url=ledger_url)
+    assert run_target(config, [schema(), donor(1)]).returncode == 0
+    ledger = Ledger.open(ledger_url, emulator.api_url, timeout=10)
+    with ledger.engine.begin() as connection:  # as the release before the budget left it
+        connection.execute(sa.text("DROP TABLE target_convio_calls"))
+        connection.execute(sa.text("UPDATE target_convio_meta SET value = '3'"))
+    run = run_target({**config, "max_calls_per_day": 10}, [schema(), donor(1), donor(2)])
+    assert run.returncode == 0, run.stderr
+    assert [r["outcome"] for r in run.rows] == ["unchanged", "created"]
+    with ledger.engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT value FROM target_convio_meta")).scalar()
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    assert (version, counted(ledger, today)) == ("4", 2)  # listUserFields and one write
+    ledger.close()

@@ -100,8 +100,10 @@ class ConcurrencyLimit:
                     if not turn.is_set():
                         self._line.remove(turn)
                         return False
-                self.release(None)  # handed a slot as it gave up: passed on
-                return False
+                break
+        if cancelled is not None and cancelled.is_set():
+            self.release(None)  # handed a slot after all was cancelled: passed on
+            return False
         return True
 
     def release(

@@ -223,3 +223,19 @@ def test_against_the_emulator_back_pressure_cuts_the_limit(make_client) -> None:
         emulator.faults = Faults(latency_ms=20, http_503_rate=1.0)
         load(client, 16, 16)
         assert client.concurrency.limit <= grown // 2
+
+
+def test_a_call_handed_a_slot_after_the_client_closed_gives_it_up() -> None:
+    limiter = ConcurrencyLimit(1, adaptive=False)
+    assert limiter.acquire()
+    closed = threading.Event()
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(limiter.acquire(closed)))
+    waiter.start()
+    while not limiter._line:  # noqa: SLF001 - queued
+        time.sleep(0.001)
+    closed.set()  # the run stops as the call in flight comes back and hands its slot on
+    limiter.release(None)
+    waiter.join(2)
+    assert result == [False]
+    assert limiter.in_flight == 0

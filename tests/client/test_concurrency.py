@@ -232,7 +232,7 @@ def test_a_call_handed_a_slot_after_the_client_closed_gives_it_up() -> None:
     result: list[bool] = []
     waiter = threading.Thread(target=lambda: result.append(limiter.acquire(closed)))
     waiter.start()
-    while not limiter._line:  # noqa: SLF001 - queued
+    while not limiter._line:  # queued
         time.sleep(0.001)
     closed.set()  # the run stops as the call in flight comes back and hands its slot on
     limiter.release(None)

@@ -247,6 +247,8 @@ class ConvioClient:
                 response = exc
             answered = self.concurrency.now()  # reading the answer is our CPU, not latency
             reply, retry_after, pushed_back = self._judge(response, expected_root)
+            if reply.kind is Kind.FATAL:  # every later call would be refused the same way
+                self._closed.set()  # before the slot is handed on, so no waiting call is sent
         finally:
             self.concurrency.release(started, answered, pushed_back=pushed_back)
         return reply, retry_after

@@ -132,7 +132,7 @@ class ConcurrencyLimit:
             return
         window.samples += 1
         window.total += now - started_at
-        if window.samples < max(WINDOW, math.isqrt(self.limit) * WINDOW_PER_ROOT):
+        if window.samples < self._window_size():
             return
         baseline, mean = self.baseline, window.total / window.samples
         self._window_means.append(mean)
@@ -142,10 +142,18 @@ class ConcurrencyLimit:
             return
         if self._starting and baseline is not None and mean > baseline * RISING + SLACK_SECONDS:
             self._starting = False  # calls begin to queue: from here on, one per round trip
+        if window.full and self._starting:
+            self._set(self._limit * 2, "latency holds")
+            self._window = _Window(now)  # a doubled limit is judged by calls sent under it
+            return
         if window.full:
-            step = window.samples if self._starting else window.samples / self._limit
-            self._set(self._limit + step, "latency holds")
+            self._set(self._limit + window.samples / self._limit, "latency holds")
         self._window = _Window(window.since)
+
+    def _window_size(self) -> int:
+        if self._starting:  # a round trip's worth: the limit doubles once per round trip
+            return max(WINDOW, self.limit)
+        return max(WINDOW, math.isqrt(self.limit) * WINDOW_PER_ROOT)
 
     def _cut(self, share: float, why: str, now: float) -> None:
         self._starting = False

@@ -82,10 +82,10 @@ def test_it_starts_at_one_call_and_doubles_while_nothing_queues() -> None:
     clock = Clock()
     limiter = ConcurrencyLimit(64, clock=clock)
     assert limiter.limit == 1
-    simulate(limiter, clock, capacity=1000, seconds=0.040 * 3)
-    assert 2 <= limiter.limit <= 8  # doubled at most once per round trip
-    simulate(limiter, clock, capacity=1000, seconds=0.040 * 12)
-    assert limiter.limit == 64  # the ceiling, in a dozen round trips
+    simulate(limiter, clock, capacity=1000, seconds=0.040 * 5)
+    assert limiter.limit == 2  # four calls judged, then doubled: never a jump
+    simulate(limiter, clock, capacity=1000, seconds=0.040 * 15)
+    assert limiter.limit == 64  # the ceiling, in about a dozen round trips
 
 
 def test_back_pressure_halves_the_limit_once_per_burst() -> None:

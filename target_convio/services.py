@@ -110,7 +110,7 @@ def open_services(
                 "dry run), the calls of other runs are not known"
             )
         budget = CallBudget(settings.max_calls_per_day, shared)
-    client = ConvioClient(settings.client, transport, budget)
+    client = ConvioClient(settings.client, transport, budget, close_on_fatal=True)
     dispatcher = Dispatcher(
         client, settings.client.max_concurrency, FailureBreaker(settings.max_failure_rate)
     )

@@ -131,7 +131,8 @@ class ConvioClient:
 
     `transport` carries each request (default: HTTPTransport to `api_url`); tests may pass
     their own to answer calls without a socket. `budget` counts every request; when it is
-    spent, a call raises BudgetSpentError instead of being sent.
+    spent, a call raises BudgetSpentError instead of being sent. `close_on_fatal`: a fatal
+    answer closes the client before its slot is handed on, so no waiting call is sent.
     """
 
     def __init__(
@@ -139,10 +140,13 @@ class ConvioClient:
         settings: ClientSettings,
         transport: Transport | None = None,
         budget: CallBudget | None = None,
+        *,
+        close_on_fatal: bool = False,
     ) -> None:
         check_settings(settings)
         self.settings = settings
         self.budget = budget
+        self.close_on_fatal = close_on_fatal
         self._transport = transport or HTTPTransport(
             settings.api_url, settings.max_concurrency, settings.request_timeout_seconds
         )
@@ -247,8 +251,8 @@ class ConvioClient:
                 response = exc
             answered = self.concurrency.now()  # reading the answer is our CPU, not latency
             reply, retry_after, pushed_back = self._judge(response, expected_root)
-            if reply.kind is Kind.FATAL:  # every later call would be refused the same way
-                self._closed.set()  # before the slot is handed on, so no waiting call is sent
+            if reply.kind is Kind.FATAL and self.close_on_fatal:
+                self._closed.set()  # before the slot is handed on
         finally:
             self.concurrency.release(started, answered, pushed_back=pushed_back)
         return reply, retry_after

@@ -100,7 +100,12 @@ def open_services(
             ledger.close()
             ledger = None
     state_lines = PrintState(settings.results_in_state)
-    steps.append(state_lines)
+    if settings.dry_run:
+        # Meltano saves the tap's state from any STATE line: the next real run would skip
+        # the records this dry run saw.
+        logger.info("Dry run: no STATE line is printed, so the pipeline's bookmark stays put")
+    else:
+        steps.append(state_lines)
     budget = None
     if settings.max_calls_per_day:
         shared = ledger if ledger is not None and not settings.dry_run else None

@@ -80,7 +80,7 @@ def credentials(emulator: Emulator) -> dict[str, str]:
 
 
 def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emulator) -> None:
-    # Slow: two `meltano run`s, each starting Meltano, a tap and a target (after an install).
+    # Slow: three `meltano run`s, each starting Meltano, a tap and a target (after an install).
     run = meltano(project, "run", "tap-jsonl", "target-convio", env=credentials(emulator))
     results = [
         json.loads(line) for line in (project / "output" / "results.jsonl").read_text().splitlines()
@@ -120,11 +120,24 @@ def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emu
     assert {row[2] for row in table} == outcomes
     assert {row[3] for row in table} == {results[0]["run_id"]}
 
+    # A dry run, without --no-state-update: the state Meltano saved stays as it was.
+    saved_file = project / ".meltano" / "state" / STATE_ID / "state.json"
+    before = saved_file.read_text()
+    dry = {**credentials(emulator), "TARGET_CONVIO_DRY_RUN": "compare"}
+    dry_run = meltano(project, "run", "tap-jsonl", "target-convio", env=dry)
+    assert saved_file.read_text() == before
+    assert "the pipeline's bookmark stays put" in dry_run.stderr
+    rows = [
+        json.loads(line) for line in (project / "output" / "results.jsonl").read_text().splitlines()
+    ]
+    assert {r["outcome"] for r in rows[60:120]} <= {"skipped", "invalid"}
+    assert sum("predicted" in r for r in rows[60:120]) == 60
+
     # The same donors again: the sync ledger (in the project's folder) knows them.
     meltano(project, "run", "tap-jsonl", "target-convio", env=credentials(emulator))
     rerun = [
         json.loads(line) for line in (project / "output" / "results.jsonl").read_text().splitlines()
-    ][60:]
+    ][120:]
     assert {r["outcome"] for r in rerun} <= {"unchanged", "invalid", "rejected"}
     assert (
         sum(r["outcome"] == "unchanged" for r in rerun) == counted["created"] + counted["updated"]

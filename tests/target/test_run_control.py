@@ -187,8 +187,10 @@ def test_dry_run_checks_everything_and_writes_nothing(emulator, config_for, run_
         config_for(emulator, dry_run=True), [schema(), donor(1), donor(2, gender="robot"), donor(3)]
     )
     assert run.returncode == 0, run.stderr
-    assert [r["outcome"] for r in run.rows] == ["skipped", "invalid", "skipped"]
-    assert run.rows[0]["message"] == "dry run: not sent"
+    assert [r["outcome"] for r in run.results] == ["skipped", "invalid", "skipped"]
+    assert run.results[0]["message"] == "dry run: not sent"
+    assert run.states == []  # a dry run never moves the pipeline's bookmark
+    assert "skipped            2" in run.stderr  # its counts: in the end-of-run table
     assert emulator.calls == {"listUserFields": 1}
     assert emulator.constituents() == []
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from target_convio.commit import CommitStep, Settled
-from target_convio.convio.answers import Reply
 from target_convio.fields import Catalogue
 from target_convio.modes import SyncMode
-from target_convio.rows import LedgerNote, RecordRef, ResultRow, compare_row, reply_row
+from target_convio.rows import LedgerNote, RecordRef, ResultRow, reply_row
 from target_convio.summary import Summary
 
 # Sealed checkpoints waiting for their calls; the reader waits when this many are.
@@ -39,19 +38,19 @@ class Pending:
     record: RecordRef
     mode: SyncMode
     row: ResultRow | None = None
-    call: Future[Reply | None] | None = None
+    call: Future[Any] | None = None  # a Reply, or what `row_of` takes
     catalogue: Catalogue | None = None  # names the field of a refusal
     note: LedgerNote | None = None  # what the ledger keeps once the call settles
-    compare: dict[str, str] | None = None  # a compare dry run: the call is getUser
+    row_of: Callable[[Any], ResultRow] | None = None  # the row of a task's result (read_first.py)
 
     def settle(self) -> ResultRow | None:
         """Its row, once its call is done; None if the call never ran (the run is stopping)."""
         if self.row is None and self.call is not None:
-            reply = self.call.result()
-            if reply is not None and self.compare is not None:
-                self.row = compare_row(self.record, self.mode, self.compare, reply)
-            elif reply is not None:
-                self.row = reply_row(self.record, self.mode, reply, self.catalogue, self.note)
+            result = self.call.result()
+            if result is not None and self.row_of is not None:
+                self.row = self.row_of(result)
+            elif result is not None:
+                self.row = reply_row(self.record, self.mode, result, self.catalogue, self.note)
         return self.row
 
 

@@ -161,7 +161,8 @@ def ledger_change(row: ResultRow) -> Change | None:
         claims=note.claims,
         known=note.known,
     )
-    if row.outcome in (Outcome.CREATED, Outcome.UPDATED):
+    # `unchanged` with a note to keep: a constituent adopted without a write (first_contact).
+    if row.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
         claims = note.claims | ({cons_id_claim(row.cons_id)} if row.cons_id else set())
         return replace(
             sent,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from target_convio.breaker import FailureBreaker
 from target_convio.convio.answers import Reply, transient
@@ -16,6 +17,7 @@ from target_convio.convio.codes import Kind
 
 log = logging.getLogger(__name__)
 MatchKey = tuple[str, str]
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,6 +26,47 @@ class Chain:
     before it left (at first, the one the ledger remembers)."""
 
     cons_id: str | None = None
+
+
+class Session:
+    """The calls of one task: reads, and writes along its key's chain. Each returns None once
+    the run is stopping; then the record gets no row."""
+
+    def __init__(self, dispatcher: Dispatcher, chain: Chain | None) -> None:
+        self._dispatcher = dispatcher
+        self.chain = chain
+
+    def read(self, method: str, params: dict[str, Any]) -> Reply | None:
+        """A read: its failures do not count for the failure breaker."""
+        return self._dispatcher.send(method, params)
+
+    def write(
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        without_cons_id: dict[str, Any] | None = None,
+    ) -> Reply | None:
+        """A write, with the cons_id the chain holds unless `params` has its own; resent as
+        `without_cons_id` if Convio no longer knows that cons_id (code 16)."""
+        dispatcher, chain = self._dispatcher, self.chain
+        supplied = chain.cons_id if chain is not None and not params.get("cons_id") else None
+        reply = dispatcher.send(method, {**params, "cons_id": supplied} if supplied else params)
+        if reply is not None and supplied and reply.code == "16":
+            again = dispatcher.send(method, without_cons_id or params)
+            if again is None:
+                return None
+            reply = replace(again, attempts=reply.attempts + again.attempts, without_cons_id=True)
+        if reply is None:
+            return None
+        if chain is not None and reply.kind is Kind.OK and reply.cons_id:
+            chain.cons_id = reply.cons_id
+        elif chain is not None and reply.without_cons_id:
+            chain.cons_id = None
+        reason = dispatcher.breaker.observe(reply.kind is not Kind.OK)
+        if reason:
+            dispatcher.stop(reason)
+        return reply
 
 
 class Dispatcher:
@@ -43,7 +86,7 @@ class Dispatcher:
         self.stop_reason: str | None = None
         self.exit_code = 1  # how a stopped run ends: 75 when the call budget is spent
         self._lock = threading.Lock()
-        self._latest: dict[MatchKey, Future[Reply | None]] = {}
+        self._latest: dict[MatchKey, Future[Any]] = {}
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
 
     def submit(
@@ -53,62 +96,55 @@ class Dispatcher:
         *,
         chain: Chain | None = None,
         without_cons_id: dict[str, Any] | None = None,
-        read_only: bool = False,
     ) -> Future[Reply | None]:
-        """Send a call.
+        """Send a write.
 
         `chain`: the key's earlier writes in this run; the call follows them and carries the
         cons_id they left, unless `params` has its own. `without_cons_id`: what to send
         instead if Convio answers 16 to that cons_id (deleted or merged in Luminate).
-        `read_only` calls (a compare dry run's getUser) do not count for the breaker.
         """
+        return self.submit_task(
+            params,
+            lambda session: session.write(method, params, without_cons_id=without_cons_id),
+            chain=chain,
+        )
+
+    def submit_task(
+        self, params: dict[str, Any], task: Callable[[Session], T | None], *, chain: Chain | None
+    ) -> Future[T | None]:
+        """Run `task`, which reads and writes through its Session, after every earlier task
+        that could address the same constituent as `params` (or shares its `chain`)."""
         keys = match_keys(params)
         if chain is not None:
             keys.append(("chain", str(id(chain))))
         with self._lock:
             earlier = {self._latest[key] for key in keys if key in self._latest}
-            future = self._executor.submit(
-                self._call,
-                method,
-                params,
-                earlier,
-                chain=chain,
-                without_cons_id=without_cons_id,
-                read_only=read_only,
-            )
+            future: Future[T | None] = self._executor.submit(self._run, task, earlier, chain)
             self._latest.update(dict.fromkeys(keys, future))
         future.add_done_callback(lambda done: self._forget(keys, done))
         return future
 
-    def _forget(self, keys: list[MatchKey], done: Future[Reply | None]) -> None:
+    def _forget(self, keys: list[MatchKey], done: Future[Any]) -> None:
         with self._lock:
             for key in keys:
                 if self._latest.get(key) is done:
                     del self._latest[key]
 
-    def _call(
-        self,
-        method: str,
-        params: dict[str, Any],
-        earlier: set[Future[Reply | None]],
-        *,
-        chain: Chain | None,
-        without_cons_id: dict[str, Any] | None,
-        read_only: bool,
-    ) -> Reply | None:
-        # Earlier calls were queued first, so they have started: waiting cannot deadlock.
+    def _run(
+        self, task: Callable[[Session], T | None], earlier: set[Future[Any]], chain: Chain | None
+    ) -> T | None:
+        # Earlier tasks were queued first, so they have started: waiting cannot deadlock.
         wait(earlier)
         if self.stop_reason:
             return None
-        supplied = chain.cons_id if chain is not None and not params.get("cons_id") else None
+        return task(Session(self, chain))
+
+    def send(self, method: str, params: dict[str, Any]) -> Reply | None:
+        """One call; None if the run is stopping (or stops because of its answer)."""
+        if self.stop_reason:
+            return None
         try:
-            reply = self.client.call(
-                method, {**params, "cons_id": supplied} if supplied else params
-            )
-            if supplied and reply.code == "16" and not self.stop_reason:
-                again = self.client.call(method, without_cons_id or params)
-                attempts = reply.attempts + again.attempts
-                reply = replace(again, attempts=attempts, without_cons_id=True)
+            reply = self.client.call(method, params)
         except BudgetError as exc:
             self.stop(str(exc), exit_code=exc.exit_code)
             return None
@@ -119,16 +155,8 @@ class Dispatcher:
         if reply.kind is Kind.FATAL:
             self.stop(f"Convio refused {method} ({describe(reply)})")
             return None
-        if chain is not None and reply.kind is Kind.OK and reply.cons_id:
-            chain.cons_id = reply.cons_id
-        elif chain is not None and reply.without_cons_id:
-            chain.cons_id = None
         if self.stop_reason and reply.kind is Kind.TRANSIENT:
             return None  # its retries were cut short by the stop
-        # A read's "no record matches" is an answer, not a failure: reads do not count.
-        reason = None if read_only else self.breaker.observe(reply.kind is not Kind.OK)
-        if reason:
-            self.stop(reason)
         return reply
 
     def stop(self, reason: str, exit_code: int = 1) -> None:

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from target_convio.compare import predict
+from target_convio.compare import Prediction
 from target_convio.convio.answers import Reply
 from target_convio.convio.codes import GLOBAL, Kind, lookup
 from target_convio.fields import Catalogue
+from target_convio.locate import Found
 from target_convio.modes import SyncMode
 from target_convio.outcomes import FieldError, Outcome
 
@@ -76,8 +77,8 @@ class ResultRow:
     at: str = field(default_factory=now)
     ledger: LedgerNote | None = None
     predicted: str | None = None  # a compare dry run's prediction
-    changes: dict[str, list[str | None]] | None = None
-    compared: bool = False  # written with `predicted` and `changes`
+    changes: dict[str, list[Any]] | None = None  # {field: [in Convio, sent or would send]}
+    compared: bool = False  # a compare dry run's: written with `predicted`
 
     def as_dict(self) -> dict[str, Any]:
         """The row as written to the results file and STATE, in the contract's order.
@@ -100,7 +101,8 @@ class ResultRow:
             ],
             "attempts": self.attempts,
             "at": self.at,
-            **({"predicted": self.predicted, "changes": self.changes} if self.compared else {}),
+            **({"predicted": self.predicted} if self.compared else {}),
+            **({"changes": self.changes} if self.compared or self.changes is not None else {}),
         }
 
 
@@ -156,20 +158,56 @@ def rejected_before_row(record: RecordRef, code: str | None, message: str | None
     return ResultRow(record, Outcome.REJECTED, code=code, message=text, errors=(error,))
 
 
-def compare_row(
-    record: RecordRef, mode: SyncMode, params: dict[str, str], reply: Reply
-) -> ResultRow:
+def compare_row(record: RecordRef, found: Found, prediction: Prediction) -> ResultRow:
     """A compare dry run's row: `skipped`, with what the write would have done."""
-    predicted, changes, message = predict(mode, params, reply)
     return ResultRow(
         record,
         Outcome.SKIPPED,
-        message=f"compare dry run: {message}",
-        attempts=0,
-        predicted=predicted,
-        changes=changes,
+        cons_id=found.cons_id,
+        message=f"compare dry run: {prediction.message}",
+        predicted=prediction.outcome,
+        changes=prediction.changes,
         compared=True,
     )
+
+
+def predicted_row(row: ResultRow, predicted: str) -> ResultRow:
+    """A row the real run would give without a call, as a compare dry run shows it."""
+    return replace(row, predicted=predicted, compared=True)
+
+
+def first_contact_row(
+    record: RecordRef,
+    mode: SyncMode,
+    found: Found,
+    prediction: Prediction,
+    *,
+    write: Reply | None,
+    catalogue: Catalogue | None,
+    note: LedgerNote | None,
+) -> ResultRow:
+    """A record looked up before it was written (`first_contact: read`)."""
+    if note is not None:  # what Convio holds once the write, if any, is done
+        note = replace(note, confirmed={**found.memberships, **note.wanted})
+    if write is not None:
+        row = reply_row(record, mode, write, catalogue, note)
+        changes = prediction.changes if found.body is not None else None
+        return replace(row, changes=changes, attempts=row.attempts + found.reads)
+    if found.body is not None and prediction.outcome == "unchanged":
+        return ResultRow(
+            record,
+            Outcome.UNCHANGED,
+            cons_id=found.cons_id,
+            message=f"adopted: constituent {found.cons_id} already holds every value; not written",
+            attempts=found.reads,
+            ledger=note,
+        )
+    if found.body is not None:  # create_only: it exists
+        row = skipped_row(record, "exists; create_only does not update", found.cons_id)
+        return replace(row, attempts=found.reads)
+    row = reply_row(record, mode, found.reply, catalogue, note)
+    reason = prediction.message if found.answered else f"could not read Convio: {row.message}"
+    return replace(row, message=f"not written: {reason}")
 
 
 def given_up_row(record: RecordRef, runs: int, note: LedgerNote) -> ResultRow:

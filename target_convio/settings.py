@@ -156,6 +156,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         "postgresql://user:password@host/db, or none",
     ),
     th.Property(
+        "first_contact",
+        th.StringType,
+        default="write",
+        allowed_values=["write", "read"],
+        description="A key the ledger does not know: write it at once, or read Convio first "
+        "(getUser) and write only if its values differ (adopting a populated site)",
+    ),
+    th.Property(
         "full_sync",
         th.BooleanType,
         default=False,
@@ -271,6 +279,7 @@ class Settings:
             sync=SyncSettings(
                 mode=SyncMode(get("sync_mode", SyncMode.UPSERT.value)),
                 full_sync=bool(get("full_sync", False)),
+                read_first=get("first_contact", "write") == "read",
                 compare=get("dry_run", False) == "compare",
                 resend_after_days=float(get("resend_after_days", 0)),
                 resend_rejected=bool(get("resend_rejected", False)),

@@ -13,24 +13,28 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from target_convio.checkpoints import MAX_WAITING, Checkpointer, Pending
-from target_convio.compare import locator
 from target_convio.digests import fingerprint_of, match_claims
 from target_convio.dispatch import Chain, Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.ledger import ACCEPTED, REJECTED, Claim, Entry, Ledger, Replay
 from target_convio.memberships import difference, with_changes
 from target_convio.modes import SyncMode
+from target_convio.read_first import Looked, look, look_then_write
 from target_convio.rows import (
     LedgerNote,
     RecordRef,
     ResultRow,
     already_used_row,
+    compare_row,
+    first_contact_row,
     given_up_row,
+    predicted_row,
     rejected_before_row,
     skipped_row,
     superseding,
@@ -46,6 +50,7 @@ class SyncSettings:
 
     mode: SyncMode
     full_sync: bool = False
+    read_first: bool = False  # first_contact: read: a key the ledger does not know is read first
     compare: bool = False  # a compare dry run: each record is looked up, never written
     resend_after_days: float = 0
     resend_rejected: bool = False
@@ -234,12 +239,25 @@ class Gate:
             return Pending(record, mode)  # no row: the run is stopping
         if self.settings.compare:
             return self._compare(candidate, entry, claims)
-        wanted = candidate.memberships
         if candidate.identity is None:  # not tracked: always sent
-            sent = with_changes(params, difference(wanted, {}))
+            if self.settings.read_first:
+                return self._read_first(candidate, None, None)
+            sent = with_changes(params, difference(candidate.memberships, {}))
             call = self._dispatcher.submit(mode.method, sent)
             return Pending(record, mode, call=call, catalogue=self._catalogue)
-        slot = (record.stream, candidate.identity)
+        return self._tracked(candidate, candidate.identity, entry, claims)
+
+    def _tracked(
+        self,
+        candidate: Candidate,
+        identity: str,
+        entry: Entry | None,
+        claims: Mapping[str, Claim],
+    ) -> Pending:
+        """A record whose key the ledger tracks: settled by the ledger, or sent."""
+        mode, record, params = self.settings.mode, candidate.record, candidate.params or {}
+        wanted = candidate.memberships
+        slot = (record.stream, identity)
         recent = slot in self._chains  # sent earlier in this run: the entry may be outdated
         row = self._settled_without_a_call(record, entry, candidate.fingerprint, recent)
         row = row or self._conflict(candidate, claims)
@@ -251,7 +269,7 @@ class Gate:
         sent_claims = self._claim(candidate)
         confirmed = entry.memberships if entry is not None else {}
         note = LedgerNote(
-            candidate.identity,
+            identity,
             candidate.fingerprint,
             params,
             record.key,
@@ -261,12 +279,31 @@ class Gate:
             claims=frozenset(sent_claims.values()),
             known=entry is not None or recent,
         )
+        if self.settings.read_first and not recent and (entry is None or not entry.cons_id):
+            return self._read_first(candidate, chain, note)
         # A full, stale or repeated send repairs drift: every wanted membership is sent.
         stale = self.settings.full_sync or recent or (entry is not None and not self._fresh(entry))
         sent = with_changes(params, difference(wanted, {} if stale else confirmed))
         everything = with_changes(params, difference(wanted, {}))  # for a new constituent
         call = self._dispatcher.submit(mode.method, sent, chain=chain, without_cons_id=everything)
         return Pending(record, mode, call=call, catalogue=self._catalogue, note=note)
+
+    def _read_first(
+        self, candidate: Candidate, chain: Chain | None, note: LedgerNote | None
+    ) -> Pending:
+        """`first_contact: read`: Convio is read first; only what differs is written."""
+        record, mode, params = candidate.record, self.settings.mode, candidate.params or {}
+        task = partial(look_then_write, mode=mode, params=params, wanted=candidate.memberships)
+        call = self._dispatcher.submit_task(params, task, chain=chain)
+        catalogue = self._catalogue
+
+        def row_of(looked: Looked) -> ResultRow:
+            found, prediction, write = looked.found, looked.prediction, looked.write
+            return first_contact_row(
+                record, mode, found, prediction, write=write, catalogue=catalogue, note=note
+            )
+
+        return Pending(record, mode, call=call, row_of=row_of)
 
     def _compare(
         self, candidate: Candidate, entry: Entry | None, claims: Mapping[str, Claim]
@@ -275,12 +312,26 @@ class Gate:
         record, mode, params = candidate.record, self.settings.mode, candidate.params or {}
         conflict = self._conflict(candidate, claims)
         if conflict is not None:  # the real run would not send it
-            row = replace(conflict, predicted="rejected", compared=True)
-            return Pending(record, mode, row=row)
+            return Pending(record, mode, row=predicted_row(conflict, "rejected"))
+        if mode is SyncMode.CREATE_ONLY and entry is not None and entry.cons_id:
+            known = skipped_row(record, "exists; create_only does not update", entry.cons_id)
+            return Pending(record, mode, row=predicted_row(known, "skipped"))
         self._claim(candidate)
-        found = locator(params, entry.cons_id if entry is not None else None)
-        call = self._dispatcher.submit("getUser", found, read_only=True)
-        return Pending(record, mode, call=call, compare=params)
+        known_cons_id = entry.cons_id if entry is not None else None
+        task = partial(
+            look,
+            mode=mode,
+            params=params,
+            wanted=candidate.memberships,
+            known_cons_id=known_cons_id,
+        )
+        call = self._dispatcher.submit_task(params, task, chain=None)
+        return Pending(
+            record,
+            mode,
+            call=call,
+            row_of=lambda looked: compare_row(record, looked.found, looked.prediction),
+        )
 
     def _settled_without_a_call(
         self, record: RecordRef, entry: Entry | None, fingerprint: str, recent: bool

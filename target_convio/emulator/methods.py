@@ -200,7 +200,11 @@ class Methods:
     def get_user_interests(self, params: Params) -> Result:
         with self.store.lock:
             ids = sorted(self._locate_existing(params).interests)
-        interests = [{"id": i, "label": self.site.interests.get(i, "")} for i in ids]
+        interests = [  # as a live site answers: where it sits, and where it is offered
+            {"id": i, "label": (label := self.site.interests.get(i, "")), "path": label}
+            | {"for_email": True, "for_web": True}
+            for i in ids
+        ]
         return "getConsInterestsResponse", {"interest": interests}
 
     def list_user_fields(self, params: Params) -> Result:

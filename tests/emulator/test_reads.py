@@ -77,7 +77,17 @@ def test_get_user_groups_collapses_one_item_and_empties_to_an_object(api: Caller
 def test_get_user_interests(api: Caller, ada: str) -> None:
     api.ok("update", cons_id=ada, add_interest_ids="2")
     answer = api.ok("getUserInterests", cons_id=ada)
-    assert answer == {"interest": {"id": "2", "label": "Action Alerts"}}
+    assert answer == {
+        "interest": {
+            "id": "2",
+            "label": "Action Alerts",
+            "path": "Action Alerts",
+            "for_email": "true",
+            "for_web": "true",
+        }
+    }
+    api.ok("update", cons_id=ada, remove_interest_ids="2")
+    assert api.json("getUserInterests", cons_id=ada)[1] == {"getConsInterestsResponse": {}}
 
 
 def test_list_user_fields_default_is_every_field_by_name(api: Caller, emulator: Emulator) -> None:

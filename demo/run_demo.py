@@ -34,6 +34,9 @@ where run_id = (select max(run_id) from main.convio_results)
 group by all order by outcome, code
 """.strip()
 EMULATOR_STATE = OUTPUT / "emulator-state.json"
+ADOPTED_SITE = OUTPUT / "adopted-site-state.json"  # a second site, holding the donors already
+ADOPTED_LEDGER = OUTPUT / "adopted-ledger.sqlite"
+ADOPTED = OUTPUT / "adopted.jsonl"
 
 
 def step(text: str) -> None:
@@ -46,11 +49,13 @@ def meltano(exe: str, *args: str, env: dict[str, str]) -> None:
         sys.exit(f"demo: `meltano {' '.join(args)}` failed with exit code {result.returncode}")
 
 
-def start_emulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
+def start_emulator(
+    latency_ms: int, state: Path = EMULATOR_STATE, ports: tuple[int, ...] = (DEMO_PORT, 0)
+) -> tuple[subprocess.Popen[str], str]:
     """The emulator on DEMO_PORT, so its URL (which the sync ledger keys sites by) stays the
     same from run to run; on a free port if that one is taken."""
     exe = Path(sys.executable).with_name("convio-emulator")
-    for port in (DEMO_PORT, 0):
+    for port in ports:
         process = subprocess.Popen(
             [
                 str(exe),
@@ -59,7 +64,7 @@ def start_emulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
                 "--latency-ms",
                 str(latency_ms),
                 "--state-file",
-                str(EMULATOR_STATE),
+                str(state),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL if port else None,
@@ -74,13 +79,57 @@ def start_emulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
     sys.exit("demo: the emulator did not start")
 
 
-def write_calls(api_url: str) -> int:
-    """The emulator's count of write calls so far (its read-only inspection route)."""
+def calls_made(api_url: str) -> Counter[str]:
+    """The emulator's count of calls by method so far (its read-only inspection route)."""
     base = api_url.split("/", 3)
     state = f"{base[0]}//{base[2]}/_emulator/state"  # the emulator on loopback, http
     with urllib.request.urlopen(state, timeout=10) as answer:  # noqa: S310
-        calls = json.load(answer)["calls"]
-    return sum(calls.get(method, 0) for method in WRITES)
+        return Counter(json.load(answer)["calls"])
+
+
+def write_calls(api_url: str) -> int:
+    """The emulator's count of write calls so far."""
+    calls = calls_made(api_url)
+    return sum(calls[method] for method in WRITES)
+
+
+def adopt(meltano_exe: str, env: dict[str, str], latency_ms: int) -> None:
+    """A first sync of another site that already holds these donors, every tenth edited by
+    staff since: with `first_contact: read` and a ledger of its own."""
+    held = json.loads(EMULATOR_STATE.read_text(encoding="utf-8"))
+    for constituent in held[::10]:
+        constituent["fields"]["primary_address.city"] = "Springfield"
+    ADOPTED_SITE.write_text(json.dumps(held), encoding="utf-8")
+    ADOPTED_LEDGER.unlink(missing_ok=True)
+    ADOPTED.unlink(missing_ok=True)
+    emulator, url = start_emulator(latency_ms, ADOPTED_SITE, ports=(0,))
+    try:
+        meltano(
+            meltano_exe,
+            "run",
+            "--no-state-update",  # another site: the demo pipeline's bookmark is not its own
+            "tap-jsonl",
+            "target-convio",
+            env={
+                **env,
+                "TARGET_CONVIO_API_URL": url,
+                "TARGET_CONVIO_FIRST_CONTACT": "read",
+                "TARGET_CONVIO_LEDGER_URL": f"sqlite:///{ADOPTED_LEDGER}",
+                "TARGET_CONVIO_RESULTS_PATH": str(ADOPTED),
+            },
+        )
+        calls = calls_made(url)
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    rows = [json.loads(line) for line in ADOPTED.read_text(encoding="utf-8").splitlines()]
+    print(summary_table(rows))
+    adopted = sum(row["message"].startswith("adopted:") for row in rows)
+    print(
+        f"\n{len(held):,} donors already on the site: {adopted:,} adopted without a write, "
+        f"{sum(calls[m] for m in WRITES):,} written, after {calls['getUser']:,} reads "
+        f"(rows: {ADOPTED.relative_to(ROOT)})"
+    )
 
 
 def query_table(sql: str) -> str:
@@ -143,7 +192,7 @@ def main() -> None:
     print(f"emulator at {url}", flush=True)
     RESULTS.unlink(missing_ok=True)  # this demo reports on one run at a time
     try:
-        step("Asking Convio what the load would do: a compare dry run (getUser only)")
+        step("Asking Convio what the load would do: a compare dry run (reads, no STATE line)")
         COMPARE.unlink(missing_ok=True)
         meltano(
             args.meltano,
@@ -186,6 +235,10 @@ def main() -> None:
     step(f"The writeback table, asked in SQL ({WRITEBACK.relative_to(ROOT)})")
     print(SAMPLE_QUERY)
     print(query_table(SAMPLE_QUERY))
+
+    step("Another site already holds these donors: a first sync with first_contact: read")
+    adopt(args.meltano, env, args.latency_ms)
+
     print(f"\nresults file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor)")
     print(f"as a table:    {WRITEBACK.relative_to(ROOT)} (DuckDB, every run's rows)")
     print("sync ledger:   .target-convio/ledger.sqlite (.venv/bin/target-convio-ledger counts)")

@@ -79,6 +79,7 @@ class ResultRow:
     predicted: str | None = None  # a compare dry run's prediction
     changes: dict[str, list[Any]] | None = None  # {field: [in Convio, sent or would send]}
     compared: bool = False  # a compare dry run's: written with `predicted`
+    adopted: bool = False  # unchanged: found by a read, holding every value (first_contact)
 
     def as_dict(self) -> dict[str, Any]:
         """The row as written to the results file and STATE, in the contract's order.
@@ -201,6 +202,7 @@ def first_contact_row(
             message=f"adopted: constituent {found.cons_id} already holds every value; not written",
             attempts=found.reads,
             ledger=note,
+            adopted=True,
         )
     if found.body is not None:  # create_only: it exists
         row = skipped_row(record, "exists; create_only does not update", found.cons_id)

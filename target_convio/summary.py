@@ -17,10 +17,12 @@ class Summary:
         self.outcomes: Counter[Outcome] = Counter(dict.fromkeys(Outcome, 0))
         self.by_code: Counter[str] = Counter()
         self.predicted: Counter[str] = Counter()  # a compare dry run's predictions
+        self.adopted = 0  # unchanged rows of constituents found by a read (first_contact)
 
     def add(self, rows: Iterable[ResultRow]) -> None:
         for row in rows:
             self.outcomes[row.outcome] += 1
+            self.adopted += row.adopted
             if row.code is not None:
                 self.by_code[row.code] += 1
             if row.compared:
@@ -38,6 +40,8 @@ class Summary:
         }
         if self.predicted:
             summary["predicted"] = dict(sorted(self.predicted.items()))
+        if self.adopted:
+            summary["adopted"] = self.adopted
         return summary
 
     def progress(self) -> str:
@@ -51,4 +55,7 @@ class Summary:
         lines.append(f"{'total':<10} {self.total:>9,}")
         lines += [f"code {code:<5} {count:>9,}" for code, count in sorted(self.by_code.items())]
         lines += [f"would be {p:<10} {n:>9,}" for p, n in sorted(self.predicted.items())]
+        if self.adopted:
+            found = "(of the unchanged: found, not written)"
+            lines.append(f"{'adopted':<10} {self.adopted:>9,} {found}")
         return "\n".join(lines)

@@ -62,6 +62,8 @@ def test_a_first_sync_adopts_what_convio_holds_and_writes_only_what_differs(
         ("rejected", None, "8"),
     ]
     assert rows[1]["message"] == "adopted: constituent 701 already holds every value; not written"
+    assert run.states[-1]["target_convio"]["summary"]["adopted"] == 1
+    assert "adopted            1 (of the unchanged: found, not written)" in run.stderr
     assert rows[2]["changes"] == {
         "group:1001": [False, True],
         "primary_address.city": ["Boston", "Austin"],
@@ -135,3 +137,13 @@ def test_without_first_contact_read_every_new_key_is_written(
     (row,) = run_target(config_for(emulator), [INPUT[0], donor(2)]).rows
     assert (row["outcome"], row["cons_id"]) == ("updated", "701")
     assert emulator.calls == {"listUserFields": 1, "createOrUpdate": 1}
+
+
+def test_reads_that_fail_do_not_trip_the_failure_breaker(make_api, config_for, run_target) -> None:
+    emulator = make_api(site_with(constituents=SEEDS[:1])).emulator
+    emulator.faults = Faults(error_rate=1.0, error_code=1, methods=frozenset({"getUser"}))
+    config = config_for(emulator, first_contact="read", max_retries=0, max_failure_rate=0.1)
+    run = run_target(config, [INPUT[0], *(donor(i) for i in range(1, 41))])
+    assert run.returncode == 0, run.stderr  # 40 failed reads, and the breaker never opened
+    assert [r["outcome"] for r in run.rows] == ["failed"] * 40
+    assert emulator.calls == {"listUserFields": 1, "getUser": 40}

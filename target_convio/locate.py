@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from target_convio.convio.answers import Reply, as_list
+from target_convio.convio.answers import Reply, as_list, transient
 from target_convio.convio.codes import Kind
 
 Read = Callable[[str, dict[str, Any]], "Reply | None"]  # None: the run is stopping
@@ -65,6 +65,10 @@ def locate(
         reads += 1
         if reply is None:
             return None
+        if reply.kind is Kind.OK and not reply.cons_id:  # whose it is, unknown: nothing is known
+            missing = transient("getUser answered without a cons_id", reply.http_status)
+            reply = replace(missing, attempts=reply.attempts)
+            break
         if reply.kind is Kind.OK:
             found = Found(reply, name, ledger_cons_id_gone=gone, reads=reads)
             return _with_memberships(read, _with_email_owner(read, found, params), wanted)

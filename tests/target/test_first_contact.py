@@ -147,3 +147,20 @@ def test_reads_that_fail_do_not_trip_the_failure_breaker(make_api, config_for, r
     assert run.returncode == 0, run.stderr  # 40 failed reads, and the breaker never opened
     assert [r["outcome"] for r in run.rows] == ["failed"] * 40
     assert emulator.calls == {"listUserFields": 1, "getUser": 40}
+
+
+def test_a_get_user_answer_without_a_cons_id_is_a_failed_read_never_an_adoption(
+    make_api, config_for, run_target
+) -> None:
+    emulator = make_api(site_with(constituents=SEEDS[:1])).emulator
+    get_user = emulator.server.methods.table["getUser"]
+
+    def without_cons_id(params: dict) -> tuple[str, dict]:
+        root, body = get_user(params)
+        return root, {k: v for k, v in body.items() if k != "cons_id"}
+
+    emulator.server.methods.table["getUser"] = without_cons_id
+    (row,) = run_target(config_for(emulator, first_contact="read"), [INPUT[0], donor(2)]).rows
+    assert (row["outcome"], row["cons_id"]) == ("failed", None)
+    assert "getUser answered without a cons_id" in row["message"]
+    assert "createOrUpdate" not in emulator.calls

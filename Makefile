@@ -45,6 +45,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/checkpoint_size.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/first_contact.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano .target-convio output .pytest_cache .ruff_cache

@@ -197,7 +197,6 @@ def main() -> None:
         meltano(
             args.meltano,
             "run",
-            "--no-state-update",
             "tap-jsonl",
             "target-convio",
             env={
@@ -208,6 +207,7 @@ def main() -> None:
             },
         )
         print(predictions_table(COMPARE))
+        print("A dry run prints no STATE line: Meltano's bookmark for this pipeline did not move.")
         step("meltano run tap-jsonl target-convio")
         before = write_calls(url)
         meltano(

@@ -164,3 +164,13 @@ def test_a_get_user_answer_without_a_cons_id_is_a_failed_read_never_an_adoption(
     assert (row["outcome"], row["cons_id"]) == ("failed", None)
     assert "getUser answered without a cons_id" in row["message"]
     assert "createOrUpdate" not in emulator.calls
+
+
+def test_reads_count_for_the_daily_budget(make_api, config_for, run_target) -> None:
+    emulator = make_api(site_with()).emulator
+    config = config_for(emulator, first_contact="read", max_calls_per_day=2)
+    run = run_target(config, [INPUT[0], donor(1)])
+    assert run.returncode == 75, run.stderr  # listUserFields and the read spent it
+    assert emulator.calls == {"listUserFields": 1, "getUser": 1}  # so no write
+    assert run.results == []  # the record is sent by the run that resumes
+    assert "max_calls_per_day" in run.errors[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from singer_sdk.sinks import RecordSink
@@ -13,7 +12,7 @@ from singer_sdk.target_base import Target
 from target_convio.digests import identity_of
 from target_convio.fields import EMAIL_FIELD, LOCATORS
 from target_convio.mapping import Mapper, key_problems
-from target_convio.rows import RecordRef, invalid_row, skipped_row
+from target_convio.rows import RecordRef, invalid_row, predicted_row, skipped_row
 from target_convio.services import HasServices
 from target_convio.sync import Candidate
 from target_convio.validation import SCHEMA_ERRORS, CollectingValidator, without_date_formats
@@ -81,7 +80,7 @@ class ConstituentSink(RecordSink):
         if errors:
             candidate.row = invalid_row(ref, errors)
             if settings.compare:  # Convio would refuse it too, or never see it
-                candidate.row = replace(candidate.row, predicted="rejected", compared=True)
+                candidate.row = predicted_row(candidate.row, "rejected")
         elif settings.dry_run and not settings.compare:
             candidate.row = skipped_row(ref, "dry run: not sent")
         else:

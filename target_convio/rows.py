@@ -39,6 +39,13 @@ class RecordRef:
     stream: str
     seq: int | None
     key: dict[str, Any] | None
+    replay: int | None = None  # a replay's place among its stream's replays in this run
+
+    @property
+    def row_id(self) -> str:
+        """Unique across runs: `<run_id>/<stream>/<seq>`, `.../replay-<n>` for a replay."""
+        place = self.seq if self.seq is not None else f"replay-{self.replay}"
+        return f"{self.run_id}/{self.stream}/{place}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class ResultRow:
         """
         key = self.record.key
         return {
+            "row_id": escaped(self.record.row_id),
             "run_id": self.record.run_id,
             "stream": escaped(self.record.stream),
             "seq": self.record.seq,

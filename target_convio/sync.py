@@ -10,7 +10,7 @@ or sent. Without a ledger every record is sent as it comes.
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -98,6 +98,7 @@ class Gate:
         self._key_properties: dict[str, list[str]] = {}
         self._fault = False  # the ledger could not be read: nothing more is decided
         self.streams: list[str] = []  # streams this run received, in order of arrival
+        self._replays: Counter[str] = Counter()
 
     def receive(self, stream: str, catalogue: Catalogue, key_properties: Sequence[str]) -> None:
         """A stream's SCHEMA arrived: its queued replays are sent at the end of the run."""
@@ -137,7 +138,8 @@ class Gate:
 
     def _replayed(self, stream: str, queued: Replay) -> Candidate:
         """A queued record as this run sends it, or its last row (given up, or outdated)."""
-        record = RecordRef(self._run_id, stream, None, queued.key)
+        self._replays[stream] += 1
+        record = RecordRef(self._run_id, stream, None, queued.key, self._replays[stream])
         note = LedgerNote(queued.identity, queued.fingerprint, {}, queued.key, replayed=True)
         if queued.replays >= self.settings.max_replays:
             return Candidate(record, row=given_up_row(record, queued.replays + 1, note))

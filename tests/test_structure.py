@@ -15,6 +15,7 @@ PACKAGE = ROOT / "target_convio"
 LAYERS = [
     "command",
     "ledger_cli",
+    "results_tap",
     "target",
     "sinks",
     "services",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pytest
 import yaml
 
@@ -30,9 +31,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert Path(MELTANO).exists(), f"Meltano not found at {MELTANO}: run the tests with make test"
     folder = tmp_path_factory.mktemp("meltano-project")
     config = yaml.safe_load((ROOT / "meltano.yml").read_text())
-    for loader in config["plugins"]["loaders"]:
-        if loader["name"] == "target-convio":
-            loader["pip_url"] = f"-e {ROOT}"
+    for plugin in config["plugins"]["loaders"] + config["plugins"]["extractors"]:
+        if plugin["name"] in ("target-convio", "tap-convio-results"):
+            plugin["pip_url"] = f"-e {ROOT}"
     (folder / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run(
         [
@@ -109,16 +110,15 @@ def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emu
     assert "Checkpoint 1:" in run.stderr + run.stdout
     assert "apipass" not in run.stderr + run.stdout
 
-    writeback = meltano(project, "run", "tap-convio-results", "target-duckdb", "--full-refresh")
-    assert writeback.returncode == 0
-    with duckdb.connect(str(project / "output" / "convio_results.duckdb")) as database:
-        table = database.sql(
-            "select seq, key, outcome, run_id from main.convio_results order by seq"
-        ).fetchall()
+    writeback(project)
+    table = writeback_table(project, "seq, key, outcome, run_id, key_value, error_field")
     assert [row[0] for row in table] == list(range(1, 61))  # every row, the first included
     assert json.loads(table[0][1]) == {"id": 1}
     assert {row[2] for row in table} == outcomes
     assert {row[3] for row in table} == {results[0]["run_id"]}
+    assert table[0][4] == "1"  # joins to the source table's id as text
+    refused = [row for row in table if row[2] in ("invalid", "rejected")]
+    assert all(row[5] for row in refused)  # the first error's field, a plain column
 
     # A dry run, without --no-state-update: the state Meltano saved stays as it was.
     saved_file = project / ".meltano" / "state" / STATE_ID / "state.json"
@@ -132,6 +132,8 @@ def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emu
     ]
     assert {r["outcome"] for r in rows[60:120]} <= {"skipped", "invalid"}
     assert sum("predicted" in r for r in rows[60:120]) == 60
+    writeback(project)  # only the 60 new rows are read; the table holds each row once
+    assert len(writeback_table(project, "row_id")) == 120
 
     # The same donors again: the sync ledger (in the project's folder) knows them.
     meltano(project, "run", "tap-jsonl", "target-convio", env=credentials(emulator))
@@ -144,3 +146,75 @@ def test_meltano_run_saves_state_and_writes_results(project: Path, emulator: Emu
     )
     assert all(r["attempts"] == 0 for r in rerun)
     assert (project / ".target-convio" / "ledger.sqlite").is_file()
+
+    first = writeback(project)
+    again = writeback(project)  # nothing new: nothing read
+    assert '"record_count","value":60' in first.stderr + first.stdout
+    assert '"record_count","value":0' in again.stderr + again.stdout
+    ids = [row[0] for row in writeback_table(project, "row_id")]
+    assert len(ids) == len(set(ids)) == 180  # one table row per result row, three runs on
+    assert set(ids) == {r["row_id"] for r in rows + rerun}
+
+
+def writeback(project: Path) -> subprocess.CompletedProcess:
+    """The README's writeback: the rows not yet loaded, upserted by row_id."""
+    return meltano(project, "run", "tap-convio-results", "target-duckdb")
+
+
+def writeback_table(project: Path, columns: str) -> list[tuple]:
+    with duckdb.connect(str(project / "output" / "convio_results.duckdb")) as database:
+        return database.sql(
+            f'select {columns} from main.convio_results order by "at", seq'
+        ).fetchall()
+
+
+def test_the_writeback_into_postgresql_holds_each_result_once(
+    project: Path, emulator: Emulator, postgres_ledger_url: str
+) -> None:
+    # Slow: installs target-postgres, then three runs each followed by its writeback.
+    config = yaml.safe_load((project / "meltano.yml").read_text())
+    if not any(p["name"] == "target-postgres" for p in config["plugins"]["loaders"]):
+        config["plugins"]["loaders"].append(
+            {
+                "name": "target-postgres",
+                "namespace": "target_postgres",
+                "pip_url": "meltanolabs-target-postgres==0.8.1",
+                "settings": [{"name": "sqlalchemy_url", "kind": "string", "sensitive": True}],
+                "config": {"default_target_schema": "convio"},
+            }
+        )
+        (project / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        meltano(project, "install", "loader", "target-postgres")
+    results = project / "output" / "postgres-writeback.jsonl"
+    url = postgres_ledger_url.replace("postgresql://", "postgresql+psycopg://")
+    env = {
+        **credentials(emulator),
+        "TARGET_CONVIO_RESULTS_PATH": str(results),
+        "TAP_CONVIO_RESULTS_PATH": str(results),
+        "TARGET_POSTGRES_SQLALCHEMY_URL": url,
+    }
+    for _ in range(3):
+        meltano(project, "run", "--no-state-update", "tap-jsonl", "target-convio", env=env)
+        meltano(project, "run", "tap-convio-results", "target-postgres", env=env)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == 180
+    with psycopg.connect(postgres_ledger_url) as connection:
+        counted = connection.execute(
+            "select count(*), count(distinct row_id), count(distinct run_id) "
+            "from convio.convio_results"
+        ).fetchone()
+        types = dict(
+            connection.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'convio' and table_name = 'convio_results'"
+            ).fetchall()
+        )
+        refused = connection.execute(
+            "select count(*) from convio.convio_results "
+            "where outcome in ('invalid', 'rejected') and error_field is not null"
+        ).fetchone()
+    assert counted == (180, 180, 3)  # one table row per result row, after three writebacks
+    assert refused == (sum(r["outcome"] in ("invalid", "rejected") for r in rows),)
+    assert types["errors"] == "jsonb"  # one JSON array, not a Postgres array of jsonb
+    assert types["key"] == "jsonb"
+    assert types["key_value"] in ("text", "character varying")

@@ -190,7 +190,6 @@ def main() -> None:
     step(f"Starting the Convio emulator ({args.latency_ms} ms per call)")
     emulator, url = start_emulator(args.latency_ms)
     print(f"emulator at {url}", flush=True)
-    RESULTS.unlink(missing_ok=True)  # this demo reports on one run at a time
     try:
         step("Asking Convio what the load would do: a compare dry run (reads, no STATE line)")
         COMPARE.unlink(missing_ok=True)
@@ -223,9 +222,10 @@ def main() -> None:
         emulator.wait(10)
 
     step("Writing the results back: meltano run tap-convio-results target-duckdb")
-    meltano(args.meltano, "run", "tap-convio-results", "target-duckdb", "--full-refresh", env=env)
+    meltano(args.meltano, "run", "tap-convio-results", "target-duckdb", env=env)
 
-    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]
+    every_run = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]
+    rows = [row for row in every_run if row["run_id"] == every_run[-1]["run_id"]]
     step("What happened to each donor")
     print(summary_table(rows))
     problems = [row for row in rows if row["outcome"] in ("invalid", "rejected", "failed")]
@@ -239,7 +239,7 @@ def main() -> None:
     step("Another site already holds these donors: a first sync with first_contact: read")
     adopt(args.meltano, env, args.latency_ms)
 
-    print(f"\nresults file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor)")
+    print(f"\nresults file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor and run)")
     print(f"as a table:    {WRITEBACK.relative_to(ROOT)} (DuckDB, every run's rows)")
     print("sync ledger:   .target-convio/ledger.sqlite (.venv/bin/target-convio-ledger counts)")
     print("Meltano state: .meltano/state (meltano state get dev:tap-jsonl-to-target-convio)")

@@ -65,7 +65,7 @@ class Session:
             chain.cons_id = None
         reason = dispatcher.breaker.observe(reply.kind is not Kind.OK)
         if reason:
-            dispatcher.stop(reason)
+            dispatcher.stop(reason, kind="breaker")
         return reply
 
 
@@ -85,6 +85,7 @@ class Dispatcher:
         self.breaker = breaker
         self.stop_reason: str | None = None
         self.exit_code = 1  # how a stopped run ends: 75 when the call budget is spent
+        self.stop_kind: str | None = None
         self._lock = threading.Lock()
         self._latest: dict[MatchKey, Future[Any]] = {}
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="convio-call")
@@ -146,7 +147,7 @@ class Dispatcher:
         try:
             reply = self.client.call(method, params)
         except BudgetError as exc:
-            self.stop(str(exc), exit_code=exc.exit_code)
+            self.stop(str(exc), exit_code=exc.exit_code, kind="budget")
             return None
         except Exception as exc:  # a bug must cost one record a row, not the run its results
             log.warning("%s: internal error (%s); the record fails", method, type(exc).__name__)
@@ -159,12 +160,14 @@ class Dispatcher:
             return None  # its retries were cut short by the stop
         return reply
 
-    def stop(self, reason: str, exit_code: int = 1) -> None:
-        """No call starts after this; backoff waits end; calls in flight finish."""
+    def stop(self, reason: str, exit_code: int = 1, *, kind: str = "fatal") -> None:
+        """No call starts after this; backoff waits end; calls in flight finish. `kind`: how
+        the run history says it ended (fatal, breaker, budget, signal, ledger_error)."""
         with self._lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
                 self.exit_code = exit_code
+                self.stop_kind = kind
         self.client.close()
 
     def close(self) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-# 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day
-SCHEMA_VERSION = 4
+# 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day;
+# 5: run history
+SCHEMA_VERSION = 5
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
 
@@ -66,6 +67,27 @@ calls_per_day = sa.Table(
     sa.Column("day", sa.String(10), primary_key=True),  # 2026-11-30
     sa.Column("calls", sa.Integer, nullable=False),
 )
+
+# One row per run, written as it starts (`unfinished`) and again when it ends, however it ends.
+runs = sa.Table(
+    "target_convio_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended", sa.String(16), nullable=False),
+    sa.Column("streams", sa.Text, nullable=False),  # JSON: the streams received, in order
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("records_per_second", sa.Float, nullable=False),
+    sa.Column("replay_queue", sa.Integer),  # records waiting to be replayed when it ended
+    sa.Column("counts", sa.Text, nullable=False),  # JSON: {outcome: rows}
+    sa.Column("by_code", sa.Text, nullable=False),  # JSON: {Convio code: rows}
+    sa.Column("by_field", sa.Text, nullable=False),  # JSON: {field: refused rows}
+    sa.Column("reasons", sa.Text, nullable=False),  # JSON: {reason: refused rows}
+    sa.Column("calls", sa.Text, nullable=False),  # JSON: {method: HTTP requests}
+)
+sa.Index("target_convio_runs_started", runs.c.site, runs.c.started_at)
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A password may hold only these unencoded; anything else must be percent-encoded.
@@ -152,7 +174,8 @@ def engine_for(url: URL, timeout: float, *, create: bool = True) -> sa.Engine:
 def upgrade(connection: sa.Connection, version: int) -> None:
     """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry.
 
-    New tables (claims in 3, calls per day in 4) are made by `create_all` before this runs.
+    New tables (claims in 3, calls per day in 4, runs in 5) are made by `create_all` before
+    this runs.
     """
     table = "target_convio_ledger"
     if version < 2:

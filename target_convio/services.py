@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections import Counter
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from target_convio import history
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import Checkpointer
 from target_convio.commit import AppendResults, CommitStep, PrintState, RecordInLedger
@@ -35,6 +37,8 @@ class Services:
     checkpointer: Checkpointer
     state_lines: PrintState
     gate: Gate
+    ledger: Ledger | None = None  # written by this run: it keeps the run history
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     _catalogue: Catalogue | None = None
     _catalogue_lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: Counter[str] = field(default_factory=Counter)
@@ -58,12 +62,41 @@ class Services:
         return self.dispatcher.stop_reason
 
     def stop(self, reason: str) -> None:
-        """Start no call from now on; the calls in flight finish."""
-        self.dispatcher.stop(reason)
+        """A signal: start no call from now on; the calls in flight finish."""
+        self.dispatcher.stop(reason, kind="signal")
 
     def close(self) -> None:
         """After the last checkpoint: end the call threads and connections."""
         self.dispatcher.close()
+
+    def record_run(self, ended: str, logger: logging.Logger) -> None:
+        """The run's row in the run history, as it ended (history.py); never raises."""
+        if self.ledger is None:
+            return
+        summary = self.checkpointer.summary
+        ended_at = dt.datetime.now(dt.timezone.utc)
+        seconds = (ended_at - self.started_at).total_seconds()
+        run = history.Run(
+            self.run_id,
+            self.ledger.site,
+            self.started_at,
+            ended_at,
+            ended,
+            list(self.gate.streams),
+            counts={o.value: n for o, n in summary.outcomes.items()},
+            by_code=dict(summary.by_code),
+            by_field=dict(summary.by_field),
+            reasons=dict(summary.reasons),
+            calls=dict(self.client.calls),
+            records_per_second=summary.total / seconds if seconds > 0 else 0.0,
+        )
+        try:
+            history.finish(self.ledger, run)
+        except Exception as exc:  # the run's own outcome matters more than its history
+            failure = self.ledger.failure("write", exc)
+            logger.warning("The run history could not be written: %s", failure)
+        finally:
+            self.ledger.close()
 
 
 @runtime_checkable
@@ -87,8 +120,11 @@ def open_services(
         steps.append(AppendResults(settings.results_path, logger))
     ledger = None
     timeout = settings.client.request_timeout_seconds
+    history_ledger = None
     if settings.ledger_url and not settings.dry_run:
-        ledger = Ledger.open(settings.ledger_url, settings.client.api_url, timeout=timeout)
+        ledger = history_ledger = Ledger.open(
+            settings.ledger_url, settings.client.api_url, timeout=timeout
+        )
         steps.append(RecordInLedger(ledger, run_id, logger))
     elif settings.ledger_url and settings.compare:  # only reads the ledger's cons_ids
         ledger = Ledger.find(settings.ledger_url, settings.client.api_url, timeout=timeout)
@@ -129,4 +165,12 @@ def open_services(
         calls=lambda: f"up to {client.concurrency.limit} calls at once",
     )
     gate = Gate(ledger, settings.sync, dispatcher, checkpointer, run_id)
-    return Services(settings, run_id, client, dispatcher, checkpointer, state_lines, gate)
+    services = Services(
+        settings, run_id, client, dispatcher, checkpointer, state_lines, gate, history_ledger
+    )
+    if history_ledger is not None:
+        try:
+            history.start(history_ledger, run_id, services.started_at)
+        except Exception as exc:
+            raise history_ledger.failure("write", exc) from None
+    return services

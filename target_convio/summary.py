@@ -6,8 +6,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from target_convio.outcomes import Outcome
+from target_convio.outcomes import FieldError, Outcome
 from target_convio.rows import ResultRow
+
+REFUSED = (Outcome.INVALID, Outcome.REJECTED, Outcome.FAILED)
+REASON_LENGTH = 120
 
 
 class Summary:
@@ -18,6 +21,8 @@ class Summary:
         self.by_code: Counter[str] = Counter()
         self.predicted: Counter[str] = Counter()  # a compare dry run's predictions
         self.adopted = 0  # unchanged rows of constituents found by a read (first_contact)
+        self.by_field: Counter[str] = Counter()  # refusals (invalid, rejected, failed) by field
+        self.reasons: Counter[str] = Counter()  # and by reason: Convio's message, or the check
 
     def add(self, rows: Iterable[ResultRow]) -> None:
         for row in rows:
@@ -27,6 +32,10 @@ class Summary:
                 self.by_code[row.code] += 1
             if row.compared:
                 self.predicted[row.predicted or "unknown"] += 1
+            if row.outcome in REFUSED and row.errors:
+                first = row.errors[0]
+                self.by_field[first.field] += 1
+                self.reasons[_reason(row.outcome, row.message, first)] += 1
 
     @property
     def total(self) -> int:
@@ -59,3 +68,12 @@ class Summary:
             found = "(of the unchanged: found, not written)"
             lines.append(f"{'adopted':<10} {self.adopted:>9,} {found}")
         return "\n".join(lines)
+
+
+def _reason(outcome: Outcome, message: str, first: FieldError) -> str:
+    """What refusals have in common: a check's field and code (its message names the value),
+    or Convio's own message."""
+    if outcome is Outcome.INVALID:
+        return f"{first.field}: {first.code}"
+    text = " ".join(message.split())
+    return text if len(text) <= REASON_LENGTH else text[: REASON_LENGTH - 1] + "…"

@@ -227,7 +227,7 @@ class Gate:
         """The ledger cannot be read: the run stops in order; undecided records get no row."""
         self._fault = True
         if self.ledger is not None:
-            self._dispatcher.stop(str(self.ledger.failure("read", exc)))
+            self._dispatcher.stop(str(self.ledger.failure("read", exc)), kind="ledger_error")
 
     def _decide(
         self, candidate: Candidate, entry: Entry | None, claims: Mapping[str, Claim]

@@ -16,8 +16,8 @@ Overrides of SDK internals, each because no public hook serves:
   main thread was; ours only sets a flag, which the reader and waits act on.
 
 Public hooks used: `invoke` (one ERROR line instead of a traceback), `process_endofpipe` (the
-end of a run, however it ended), `get_singer_command` (`--help` says what the target is),
-`default_sink_class`, `message_reader_class`.
+end of a run, however it ended: settled, and kept in the run history), `get_singer_command`
+(`--help` says what the target is), `default_sink_class`, `message_reader_class`.
 """
 
 from __future__ import annotations
@@ -116,6 +116,32 @@ class TargetConvio(Target):
     # -- the end of a run -----------------------------------------------------------------
 
     def process_endofpipe(self) -> None:
+        """Settle what was read, record the run in the run history, then raise what ended the
+        input, or RunStopped, if anything."""
+        try:
+            self._settle()
+        except BaseException as exc:
+            self.services.record_run(self._ending(exc), self.logger)
+            raise
+        self.services.record_run("finished", self.logger)
+
+    def _ending(self, failure: BaseException) -> str:
+        """How a run that raised `failure` ended, as the run history names it."""
+        services = self.services
+        error = services.checkpointer.error
+        if isinstance(error, LedgerError) or isinstance(failure, LedgerError):
+            return "ledger_error"
+        if error is not None:
+            return "results_error"
+        if self._signum is not None or services.state_lines.closed_at is not None:
+            return "signal"
+        if isinstance(failure, INPUT_ERRORS):
+            return "input_error"
+        if isinstance(failure, BudgetError):  # spent before the first record
+            return "budget"
+        return services.dispatcher.stop_kind or "fatal"
+
+    def _settle(self) -> None:
         """Settle what was read; then raise what ended the input, or RunStopped, if anything."""
         reader = self.message_reader
         failure = reader.error if isinstance(reader, InputReader) else None

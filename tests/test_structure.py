@@ -28,6 +28,7 @@ LAYERS = [
     "memberships",
     "checkpoints",
     "commit",
+    "history",
     "ledger",
     "ledger_schema",
     "digests",

@@ -9,6 +9,7 @@ import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -156,6 +157,8 @@ class ConvioClient:
         )
         self._redactor = Redactor([settings.api_key, settings.login_password])
         self._closed = threading.Event()
+        self.calls: Counter[str] = Counter()  # HTTP requests sent, by method, retries included
+        self._calls_lock = threading.Lock()
         self._common = {
             "v": "1.0",
             "api_key": settings.api_key,
@@ -209,7 +212,7 @@ class ConvioClient:
         attempts = 0
         while True:
             attempts += 1
-            reply, retry_after = self._attempt(body, ROOTS.get(method))
+            reply, retry_after = self._attempt(method, body)
             if reply.maybe_written and method in LOOK_BEFORE_RETRY:
                 found = self._find_created(params)
                 if found is not None:
@@ -234,7 +237,7 @@ class ConvioClient:
             raise error(f"{method} failed: {describe(reply)}", reply)
         return reply
 
-    def _attempt(self, body: bytes, expected_root: str | None) -> tuple[Reply, float | None]:
+    def _attempt(self, method: str, body: bytes) -> tuple[Reply, float | None]:
         """One request, when the concurrency limit and the pacing let it start."""
         if not self.concurrency.acquire(self._closed):
             return transient("not sent: the client was closed"), None
@@ -244,13 +247,15 @@ class ConvioClient:
             if self.budget is not None:
                 self.budget.take()
             self._pacer.wait(self._closed)  # a paced wait is not latency
+            with self._calls_lock:
+                self.calls[method] += 1
             started = self.concurrency.now()
             try:
                 response: Response | TransportError = self._transport.send(body)
             except TransportError as exc:
                 response = exc
             answered = self.concurrency.now()  # reading the answer is our CPU, not latency
-            reply, retry_after, pushed_back = self._judge(response, expected_root)
+            reply, retry_after, pushed_back = self._judge(response, ROOTS.get(method))
             if reply.kind is Kind.FATAL and self.close_on_fatal:
                 self._closed.set()  # before the slot is handed on
         finally:

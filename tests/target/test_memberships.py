@@ -112,7 +112,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(emulator, config_for, run_targe
     again = run_target(config, [schema(), donor(1, monthly=True)])
     assert again.rows[0]["outcome"] == "unchanged"
     with sqlite3.connect(path) as upgraded:
-        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("4",)
+        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("5",)
         (memberships,) = upgraded.execute("SELECT memberships FROM target_convio_ledger").fetchone()
     assert json.loads(memberships) == {"group:1001": True}
 
@@ -145,4 +145,4 @@ def test_a_version_2_ledger_is_upgraded_in_place(emulator, config_for, run_targe
         version = upgraded.execute(sa.text("SELECT value FROM target_convio_meta")).scalar()
         claims = upgraded.execute(sa.text("SELECT count(*) FROM target_convio_claims")).scalar()
     engine.dispose()
-    assert (version, claims) == ("4", 2)  # the email and the cons_id
+    assert (version, claims) == ("5", 2)  # the email and the cons_id

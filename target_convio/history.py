@@ -78,13 +78,13 @@ class Run:
         }
 
 
-def start(ledger: Ledger, run_id: str, started_at: dt.datetime) -> None:
-    """The run's row, `unfinished` until `finish` rewrites it."""
+def start_run(ledger: Ledger, run_id: str, started_at: dt.datetime) -> None:
+    """The run's row, `unfinished` until `finish_run` rewrites it."""
     with ledger.engine.begin() as connection:
         connection.execute(sa.insert(runs).values(_values(Run(run_id, ledger.site, started_at))))
 
 
-def finish(ledger: Ledger, run: Run) -> None:
+def finish_run(ledger: Ledger, run: Run) -> None:
     """The run's row as it ended, with the replay queue's depth at that moment."""
     queued = sa.select(sa.func.count()).where(
         entries.c.site == ledger.site,
@@ -99,7 +99,7 @@ def finish(ledger: Ledger, run: Run) -> None:
             connection.execute(sa.insert(runs).values(values))
 
 
-def latest(ledger: Ledger, last: int | None = None, *, every_site: bool = True) -> list[Run]:
+def latest_runs(ledger: Ledger, last: int | None = None, *, every_site: bool = True) -> list[Run]:
     """The latest runs, newest first (of every site the ledger serves, unless told)."""
     query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
     if not every_site:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from target_convio import history
 from target_convio.breaker import FailureBreaker
 from target_convio.checkpoints import Checkpointer
 from target_convio.commit import AppendResults, CommitStep, PrintState, RecordInLedger
@@ -19,6 +18,7 @@ from target_convio.convio.client import ConvioClient
 from target_convio.convio.transport import Transport
 from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
+from target_convio.history import Run, finish_run, start_run
 from target_convio.ledger import Ledger
 from target_convio.ledger_schema import SCHEMA_VERSION
 from target_convio.rows import new_run_id
@@ -76,7 +76,7 @@ class Services:
         summary = self.checkpointer.summary
         ended_at = dt.datetime.now(dt.timezone.utc)
         seconds = (ended_at - self.started_at).total_seconds()
-        run = history.Run(
+        run = Run(
             self.run_id,
             self.ledger.site,
             self.started_at,
@@ -91,7 +91,7 @@ class Services:
             records_per_second=summary.total / seconds if seconds > 0 else 0.0,
         )
         try:
-            history.finish(self.ledger, run)
+            finish_run(self.ledger, run)
         except Exception as exc:  # the run's own outcome matters more than its history
             failure = self.ledger.failure("write", exc)
             logger.warning("The run history could not be written: %s", failure)
@@ -170,7 +170,7 @@ def open_services(
     )
     if history_ledger is not None:
         try:
-            history.start(history_ledger, run_id, services.started_at)
+            start_run(history_ledger, run_id, services.started_at)
         except Exception as exc:
             raise history_ledger.failure("write", exc) from None
     return services

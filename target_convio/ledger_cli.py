@@ -1,21 +1,28 @@
 """`target-convio-ledger`: look at a sync ledger and manage it.
 
-Looking (`counts`, `replays`) never creates a ledger, a folder or a table, and exits 1 when
-there is no ledger. Output cut short by its reader (`| head`) ends quietly with 141, as a
-shell pipeline expects; names are printed with control characters escaped.
+Looking (`counts`, `replays`, `runs`, `report`) never creates a ledger, a folder or a table,
+and exits 1 when there is no ledger. Output cut short by its reader (`| head`) ends quietly
+with 141, as a shell pipeline expects; names are printed with control characters escaped.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+from target_convio.history import Run, latest_runs
 from target_convio.ledger import Ledger
 from target_convio.ledger_schema import LedgerError
+from target_convio.outcomes import Outcome
+from target_convio.report import render_report
 from target_convio.settings import DEFAULT_LEDGER_URL
+
+HISTORY_VERSION = 5  # the ledger schema that added the run history
 
 ENV = "TARGET_CONVIO_LEDGER_URL"
 CLOSED_PIPE = 141  # 128 + SIGPIPE
@@ -39,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
         "copy", help="copy every entry into another ledger (SQLite to PostgreSQL and back)"
     )
     copy.add_argument("--to", required=True, help="the other ledger's URL (made if need be)")
+    runs = commands.add_parser("runs", help="the latest runs: how each ended, its outcomes")
+    runs.add_argument("--last", type=_positive, default=20, help="how many (default 20)")
+    runs.add_argument("--format", choices=("table", "json"), default="table")
+    report = commands.add_parser("report", help="one HTML page of the latest runs, with charts")
+    report.add_argument("--output", default="report.html", help="the page (default report.html)")
+    report.add_argument("--last", type=_positive, default=60, help="how many runs (default 60)")
+    report.add_argument(
+        "--stale-hours",
+        type=float,
+        default=36.0,
+        help="the last complete run is shown stale (red) past this many hours (default 36)",
+    )
     forget = commands.add_parser("forget", help="forget a stream: its next run sends everything")
     forget.add_argument("stream")
     forget.add_argument("--site", help="only this site's entries (its api_url)")
@@ -95,9 +114,54 @@ def _lines(ledger: Ledger, args: argparse.Namespace) -> Iterator[str]:
         finally:
             args.target.close()
         yield f"copied {copied:,} entries and {claims:,} claims to the ledger at --to"
+    elif args.command in ("runs", "report"):
+        yield from _history(ledger, args)
     else:
         removed = ledger.forget(args.stream, args.site)
         yield f"forgot {removed:,} records of stream {shown(args.stream)!r}"
+
+
+def _history(ledger: Ledger, args: argparse.Namespace) -> Iterator[str]:
+    if ledger.version < HISTORY_VERSION:
+        yield "(no run history yet: this ledger was written by an older target-convio)"
+        return
+    runs = latest_runs(ledger, args.last)
+    if args.command == "report":
+        Path(args.output).write_text(
+            render_report(runs, dt.datetime.now(dt.timezone.utc), args.stale_hours),
+            encoding="utf-8",
+        )
+        yield f"wrote {args.output} ({len(runs)} runs)"
+    elif args.format == "json":
+        yield json.dumps([run.as_dict() for run in runs], ensure_ascii=False, indent=1)
+    else:
+        yield from runs_table(runs)
+
+
+def runs_table(runs: list[Run]) -> Iterator[str]:
+    """The latest runs, newest first, as `target-convio-ledger runs` prints them."""
+    outcomes = [o.value for o in Outcome]
+    yield (
+        f"{'started (UTC)':<16}  {'ended':<13} {'seconds':>8} {'records':>8} "
+        + " ".join(f"{o:>9}" for o in outcomes)
+        + f" {'calls':>7}  stream(s)"
+    )
+    for run in runs:
+        seconds = f"{run.seconds:,.1f}" if run.seconds is not None else "-"
+        yield (
+            f"{run.started_at:%Y-%m-%d %H:%M}  {run.ended:<13} {seconds:>8} {run.records:>8,} "
+            + " ".join(f"{run.counts.get(o, 0):>9,}" for o in outcomes)
+            + f" {sum(run.calls.values()):>7,}  {shown(', '.join(run.streams))}"
+        )
+    if not runs:
+        yield "(no run yet)"
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def shown(text: str) -> str:

@@ -52,7 +52,7 @@ class ResultsStream(Stream):
         self.path = path
 
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        start = int(self.get_starting_replication_key_value(context) or 0)
+        start = self._start(context)
         if not self.path.exists():
             self.logger.warning("No results file at %s yet: nothing to read", self.path)
             return
@@ -75,6 +75,23 @@ class ResultsStream(Stream):
                 continue
             if isinstance(row, dict):
                 yield writeback_row(row, end)
+
+    def _start(self, context: Mapping[str, Any] | None) -> int:
+        """Where to read from; 0 when the saved state is another tap's (tap-jsonl's, which
+        this writeback once used), which is dropped so that it is not compared with ours."""
+        state = self.get_context_state(dict(context) if context else None)
+        value = self.get_starting_replication_key_value(context)
+        if state.get("replication_key") in (None, self.replication_key) and (
+            value is None or isinstance(value, int)
+        ):
+            return value or 0
+        self.logger.warning(
+            "The saved state is not this tap's (an earlier writeback's): reading from the start; "
+            "rows already loaded are upserted by row_id, not duplicated"
+        )
+        for name in ("replication_key", "replication_key_value", "starting_replication_value"):
+            state.pop(name, None)
+        return 0
 
 
 def _whole_lines(path: Path, start: int) -> Iterator[tuple[int, bytes]]:

@@ -15,6 +15,8 @@ PACKAGE = ROOT / "target_convio"
 LAYERS = [
     "command",
     "ledger_cli",
+    "report",
+    "charts",
     "results_tap",
     "target",
     "sinks",

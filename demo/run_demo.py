@@ -24,6 +24,7 @@ OUTPUT = ROOT / "output"
 RESULTS = OUTPUT / "results.jsonl"
 WRITEBACK = OUTPUT / "convio_results.duckdb"
 COMPARE = OUTPUT / "compare.jsonl"
+REPORT = OUTPUT / "report.html"
 WRITES = ("createOrUpdate", "create", "update")
 DEMO_PORT = 8766
 # What an analyst asks the writeback table: the last run, by outcome and Convio code.
@@ -167,6 +168,22 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+WHERE_THINGS_ARE = f"""
+results file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor and run)
+as a table:    {WRITEBACK.relative_to(ROOT)} (DuckDB, one row per result row, every run's)
+sync ledger:   .target-convio/ledger.sqlite (.venv/bin/target-convio-ledger counts)
+run report:    {REPORT.relative_to(ROOT)} (open it in a browser)
+Meltano state: .meltano/state (meltano state get dev:tap-jsonl-to-target-convio)
+Run `make demo` again: the donors already loaded are unchanged, with no write call."""
+
+
+def report_runs() -> None:
+    """The demo ledger's latest runs, and the HTML report of them."""
+    ledger_cli = Path(sys.executable).with_name("target-convio-ledger")
+    subprocess.run([str(ledger_cli), "runs", "--last", "5"], cwd=ROOT, check=False)
+    subprocess.run([str(ledger_cli), "report", "--output", str(REPORT)], cwd=ROOT, check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meltano", default=str(ROOT / ".venv-meltano" / "bin" / "meltano"))
@@ -236,14 +253,13 @@ def main() -> None:
     print(SAMPLE_QUERY)
     print(query_table(SAMPLE_QUERY))
 
+    step("Every run so far: target-convio-ledger runs, and a report")
+    report_runs()
+
     step("Another site already holds these donors: a first sync with first_contact: read")
     adopt(args.meltano, env, args.latency_ms)
 
-    print(f"\nresults file:  {RESULTS.relative_to(ROOT)} (one JSON row per donor and run)")
-    print(f"as a table:    {WRITEBACK.relative_to(ROOT)} (DuckDB, every run's rows)")
-    print("sync ledger:   .target-convio/ledger.sqlite (.venv/bin/target-convio-ledger counts)")
-    print("Meltano state: .meltano/state (meltano state get dev:tap-jsonl-to-target-convio)")
-    print("Run `make demo` again: the donors already loaded are unchanged, with no write call.")
+    print(WHERE_THINGS_ARE)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ h1{font-size:1.4em}h2{font-size:1.1em;margin-top:2em}
 .fresh,.stale{padding:.6em 1em;border-radius:4px}
 .fresh{background:#e8f4e8}.stale{background:#fbe3e4;color:#9c1d26;font-weight:bold}
 table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}tr:nth-child(even){background:#f5f5f5}
+td:first-child,th:first-child{text-align:left;white-space:normal}td,th{white-space:nowrap}
+tr:nth-child(even){background:#f5f5f5}
 """
 
 

@@ -35,7 +35,7 @@ class Summary:
             if row.outcome in REFUSED and row.errors:
                 first = row.errors[0]
                 self.by_field[first.field] += 1
-                self.reasons[_reason(row.outcome, row.message, first)] += 1
+                self.reasons[_reason(row.outcome, first)] += 1
 
     @property
     def total(self) -> int:
@@ -70,10 +70,10 @@ class Summary:
         return "\n".join(lines)
 
 
-def _reason(outcome: Outcome, message: str, first: FieldError) -> str:
+def _reason(outcome: Outcome, first: FieldError) -> str:
     """What refusals have in common: a check's field and code (its message names the value),
-    or Convio's own message."""
+    or Convio's own message (the same for a record refused again without a call)."""
     if outcome is Outcome.INVALID:
         return f"{first.field}: {first.code}"
-    text = " ".join(message.split())
+    text = " ".join(first.message.split())
     return text if len(text) <= REASON_LENGTH else text[: REASON_LENGTH - 1] + "…"

@@ -175,7 +175,13 @@ class TargetConvio(Target):
                 "run is repeated.",
                 128 + self._signum if self._signum is not None else services.dispatcher.exit_code,
             )
-        self.logger.info("target-convio finished.\n%s", services.checkpointer.summary.table())
+        table = services.checkpointer.summary.table()
+        if services.ledger is not None:
+            table += (
+                "\nEvery run so far: target-convio-ledger runs; as a page with charts: "
+                "target-convio-ledger report --output report.html"
+            )
+        self.logger.info("target-convio finished.\n%s", table)
 
     def _must_stop(self) -> bool:
         """True once the run must read no more; acts on a signal received meanwhile."""

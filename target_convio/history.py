@@ -85,14 +85,19 @@ def start_run(ledger: Ledger, run_id: str, started_at: dt.datetime) -> None:
 
 
 def finish_run(ledger: Ledger, run: Run) -> None:
-    """The run's row as it ended, with the replay queue's depth at that moment."""
+    """The run's row as it ended, with the replay queue's depth at that moment (None if the
+    entries cannot be read: a run stopped by its ledger still gets its row)."""
     queued = sa.select(sa.func.count()).where(
         entries.c.site == ledger.site,
         entries.c.state == FAILED,
         entries.c.replay_params.is_not(None),
     )
+    try:
+        with ledger.engine.connect() as connection:
+            depth: int | None = int(connection.execute(queued).scalar_one())
+    except sa.exc.SQLAlchemyError:
+        depth = None
     with ledger.engine.begin() as connection:
-        depth = int(connection.execute(queued).scalar_one())
         values = _values(Run(**{**run.__dict__, "replay_queue": depth}))
         where = runs.c.run_id == run.run_id
         if connection.execute(sa.update(runs).where(where).values(values)).rowcount == 0:

@@ -52,19 +52,18 @@ class ResultsStream(Stream):
         self.path = path
 
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        start = self._start(context)
         if not self.path.exists():
             self.logger.warning("No results file at %s yet: nothing to read", self.path)
             return
-        size = self.path.stat().st_size
-        if start > size:
+        start = self._start(context)
+        if start > self.path.stat().st_size:
             self.logger.warning(
                 "%s is shorter than where the last writeback stopped (%d bytes): it was replaced, "
                 "so it is read from its start (rows already loaded are upserted, not duplicated)",
                 self.path,
                 start,
             )
-            start = 0
+            start = self._forget(context)
         for end, line in _whole_lines(self.path, start):
             try:
                 row = json.loads(line)
@@ -89,6 +88,12 @@ class ResultsStream(Stream):
             "The saved state is not this tap's (an earlier writeback's): reading from the start; "
             "rows already loaded are upserted by row_id, not duplicated"
         )
+        return self._forget(context)
+
+    def _forget(self, context: Mapping[str, Any] | None) -> int:
+        """Drop the saved bookmark, so that the rows read from the start are not compared
+        with it; the position to read from: 0."""
+        state = self.get_context_state(dict(context) if context else None)
         for name in ("replication_key", "replication_key_value", "starting_replication_value"):
             state.pop(name, None)
         return 0

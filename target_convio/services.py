@@ -20,7 +20,7 @@ from target_convio.dispatch import Dispatcher
 from target_convio.fields import Catalogue
 from target_convio.history import Run, finish_run, start_run
 from target_convio.ledger import Ledger
-from target_convio.ledger_schema import SCHEMA_VERSION
+from target_convio.ledger_schema import SCHEMA_VERSION, LedgerError
 from target_convio.rows import new_run_id
 from target_convio.settings import Settings
 from target_convio.sync import Gate
@@ -39,6 +39,7 @@ class Services:
     gate: Gate
     ledger: Ledger | None = None  # written by this run: it keeps the run history
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    _history_broken: bool = False
     _catalogue: Catalogue | None = None
     _catalogue_lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: Counter[str] = field(default_factory=Counter)
@@ -69,9 +70,22 @@ class Services:
         """After the last checkpoint: end the call threads and connections."""
         self.dispatcher.close()
 
-    def record_run(self, ended: str, logger: logging.Logger) -> None:
-        """The run's row in the run history, as it ended (history.py); never raises."""
-        if self.ledger is None:
+    def start_history(self, logger: logging.Logger) -> None:
+        """The run's row in the run history, `unfinished` for now; never raises."""
+        if self.ledger is not None:
+            try:
+                start_run(self.ledger, self.run_id, self.started_at)
+            except Exception as exc:  # the first commit will say it, and stop the run
+                self._history_failed(exc, logger)
+
+    def record_run(self, ended: str, logger: logging.Logger, *, signalled: bool = False) -> None:
+        """The run's row in the run history, as it ended (history.py); never raises.
+
+        Not tried when the history could not be written at the start, nor after a signal
+        when the ledger failed in this run: another wait of `request_timeout_seconds` would
+        only delay the end the signal asked for.
+        """
+        if self.ledger is None or self._history_broken or (signalled and self.ledger_failed):
             return
         summary = self.checkpointer.summary
         ended_at = dt.datetime.now(dt.timezone.utc)
@@ -93,10 +107,24 @@ class Services:
         try:
             finish_run(self.ledger, run)
         except Exception as exc:  # the run's own outcome matters more than its history
-            failure = self.ledger.failure("write", exc)
-            logger.warning("The run history could not be written: %s", failure)
+            self._history_failed(exc, logger)
         finally:
             self.ledger.close()
+
+    @property
+    def ledger_failed(self) -> bool:
+        """The ledger could not be read or written in this run."""
+        return (
+            self._history_broken
+            or isinstance(self.checkpointer.error, LedgerError)
+            or self.dispatcher.stop_kind == "ledger_error"
+        )
+
+    def _history_failed(self, exc: BaseException, logger: logging.Logger) -> None:
+        self._history_broken = True
+        if self.ledger is not None:
+            failure = self.ledger.failure("write", exc)
+            logger.warning("The run history could not be written: %s", failure)
 
 
 @runtime_checkable
@@ -168,9 +196,5 @@ def open_services(
     services = Services(
         settings, run_id, client, dispatcher, checkpointer, state_lines, gate, history_ledger
     )
-    if history_ledger is not None:
-        try:
-            start_run(history_ledger, run_id, services.started_at)
-        except Exception as exc:
-            raise history_ledger.failure("write", exc) from None
+    services.start_history(logger)
     return services

@@ -121,7 +121,8 @@ class TargetConvio(Target):
         try:
             self._settle()
         except BaseException as exc:
-            self.services.record_run(self._ending(exc), self.logger)
+            signalled = self._signum is not None
+            self.services.record_run(self._ending(exc), self.logger, signalled=signalled)
             raise
         self.services.record_run("finished", self.logger)
 
@@ -129,7 +130,7 @@ class TargetConvio(Target):
         """How a run that raised `failure` ended, as the run history names it."""
         services = self.services
         error = services.checkpointer.error
-        if isinstance(error, LedgerError) or isinstance(failure, LedgerError):
+        if services.ledger_failed or isinstance(failure, LedgerError):
             return "ledger_error"
         if error is not None:
             return "results_error"

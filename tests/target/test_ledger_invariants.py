@@ -197,6 +197,14 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_with_every_made_call_rowe
     rows = stopped.results
     assert writes(emulator) == sum(r["attempts"] for r in rows) > 0
     assert len({r["seq"] for r in rows}) == len(rows)
+    history = json.loads(
+        cli("--ledger-url", ledger_url, "runs", "--format", "json", exe=LEDGER_EXE).stdout
+    )
+    newest = history[0]["ended"]
+    if ledger_url.startswith("postgresql"):  # its lock held the entries, not the run history
+        assert newest == "ledger_error"
+    else:  # SQLite's held the whole file: the stopped run could not even start its row
+        assert newest == "finished"  # the run before
     again = run_target({**config, "request_timeout_seconds": 30}, messages)
     assert again.returncode == 0, again.stderr
     assert len(emulator.constituents()) == 60  # resent what the ledger missed, no duplicate

@@ -288,26 +288,7 @@ class Ledger:
         after = ""
         while True:
             with self.engine.connect() as connection:
-                rows = connection.execute(
-                    sa.select(
-                        entries.c.identity,
-                        entries.c.fingerprint,
-                        entries.c.replay_params,
-                        entries.c.cons_id,
-                        entries.c.replays,
-                        entries.c.memberships,
-                    )
-                    .where(
-                        entries.c.site == self.site,
-                        entries.c.stream == indexable(stream),
-                        entries.c.state == FAILED,
-                        entries.c.replay_params.is_not(None),
-                        sa.or_(entries.c.last_run.is_(None), entries.c.last_run != run_id),
-                        entries.c.identity > after,
-                    )
-                    .order_by(entries.c.identity)
-                    .limit(CHUNK)
-                ).all()
+                rows = connection.execute(self.replay_statement(stream, run_id, after)).all()
             if not rows:
                 return
             for row in rows:
@@ -325,6 +306,30 @@ class Ledger:
                     _memberships(row.memberships) or {},
                 )
             after = rows[-1].identity
+
+    def replay_statement(self, stream: str, run_id: str, after: str) -> sa.Select[Any]:
+        """The next CHUNK of the queue after identity `after`: a seek in the queue's index
+        (site, stream, state, identity), so its cost follows the queue, not the ledger."""
+        return (
+            sa.select(
+                entries.c.identity,
+                entries.c.fingerprint,
+                entries.c.replay_params,
+                entries.c.cons_id,
+                entries.c.replays,
+                entries.c.memberships,
+            )
+            .where(
+                entries.c.site == self.site,
+                entries.c.stream == indexable(stream),
+                entries.c.state == FAILED,
+                entries.c.replay_params.is_not(None),
+                sa.or_(entries.c.last_run.is_(None), entries.c.last_run != run_id),
+                entries.c.identity > after,
+            )
+            .order_by(entries.c.identity)
+            .limit(CHUNK)
+        )
 
     # -- writing --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 # 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day;
-# 5: run history
+# 5: run history, the replay queue's index
 SCHEMA_VERSION = 5
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
@@ -47,7 +47,14 @@ entries = sa.Table(
     sa.Column("memberships", sa.Text),  # {"group:1234": true, ...} as Convio last confirmed
     sa.Column("record_key", sa.Text),  # the key's values as JSON, to name it in a conflict
 )
-sa.Index("target_convio_ledger_replays", entries.c.site, entries.c.stream, entries.c.state)
+# The replay queue (failed entries) in identity order: found without visiting other entries.
+queue_index = sa.Index(
+    "target_convio_ledger_queue",
+    entries.c.site,
+    entries.c.stream,
+    entries.c.state,
+    entries.c.identity,
+)
 # Which key a match value (email, member_id, cons_id) belongs to: its hash, never the value.
 claims = sa.Table(
     "target_convio_claims",
@@ -185,6 +192,9 @@ def upgrade(connection: sa.Connection, version: int) -> None:
         if connection.dialect.name == "postgresql":  # SQLite never enforced the lengths
             for column in ("site", "stream", "cons_id", "code", "last_run"):
                 connection.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
+    if version < 5:
+        connection.execute(sa.text("DROP INDEX IF EXISTS target_convio_ledger_replays"))
+        queue_index.create(connection, checkfirst=True)
     connection.execute(
         sa.update(meta_table)
         .where(meta_table.c.name == "schema_version")

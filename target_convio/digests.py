@@ -14,11 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 MAX_EXPONENT = 100  # integral numbers beyond this many digits keep their decimal form
+# One encoder for every digest: json.dumps with any option builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def digest(value: Any) -> str:
     """SHA-256 of a JSON value, lone surrogates included."""
-    text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -164,7 +164,7 @@ def writeback(project: Path) -> subprocess.CompletedProcess:
 def writeback_table(project: Path, columns: str) -> list[tuple]:
     with duckdb.connect(str(project / "output" / "convio_results.duckdb")) as database:
         return database.sql(
-            f'select {columns} from main.convio_results order by "at", seq'
+            f"select {columns} from main.convio_results order by run_id, seq"
         ).fetchall()
 
 

@@ -165,9 +165,11 @@ class Gate:
         mode = self.settings.mode
         for candidate in held:
             if candidate.params is not None and candidate.identity:
-                candidate.fingerprint = fingerprint_of(
-                    mode.method, candidate.params, candidate.memberships
-                )
+                if self.ledger is not None:  # else nothing compares or keeps it
+                    candidate.fingerprint = fingerprint_of(
+                        mode.method, candidate.params, candidate.memberships
+                    )
+                # Without a ledger too: no two keys of one run share a constituent.
                 candidate.claims = match_claims(candidate.params)
         known = self._lookup(c for c in held if c.replayed is None)
         for candidate in held:
@@ -270,16 +272,20 @@ class Gate:
         self._remember(self._chains, slot, chain, self._window)
         sent_claims = self._claim(candidate)
         confirmed = entry.memberships if entry is not None else {}
-        note = LedgerNote(
-            identity,
-            candidate.fingerprint,
-            params,
-            record.key,
-            wanted=wanted,
-            confirmed={**confirmed, **wanted},
-            replayed=candidate.replayed is not None,
-            claims=frozenset(sent_claims.values()),
-            known=entry is not None or recent,
+        note = (
+            None
+            if self.ledger is None
+            else LedgerNote(
+                identity,
+                candidate.fingerprint,
+                params,
+                record.key,
+                wanted=wanted,
+                confirmed={**confirmed, **wanted},
+                replayed=candidate.replayed is not None,
+                claims=frozenset(sent_claims.values()),
+                known=entry is not None or recent,
+            )
         )
         if self.settings.read_first and not recent and (entry is None or not entry.cons_id):
             return self._read_first(candidate, chain, note)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import yaml
 from target_convio.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 MELTANO = os.environ.get("MELTANO") or str(ROOT / ".venv-meltano" / "bin" / "meltano")
 STATE_ID = "dev:tap-jsonl-to-target-convio"
 
@@ -213,6 +215,23 @@ def test_the_writeback_into_postgresql_holds_each_result_once(
             "select count(*) from convio.convio_results "
             "where outcome in ('invalid', 'rejected') and error_field is not null"
         ).fetchone()
+        # The README's query, joining the results back to the source table by key.
+        source = (project / "demo" / "data" / "donors.jsonl").read_text()
+        donors = [json.loads(line) for line in source.splitlines()]
+        connection.execute("create table public.donors (id integer primary key, email text)")
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "insert into public.donors values (%s, %s)",
+                [(d["id"], d["email"]) for d in donors],
+            )
+        [query] = re.findall(r"```sql\n(.*?)```", README.read_text(), re.DOTALL)
+        joined = connection.execute(query).fetchall()
+    last_run = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
+    failing = {
+        r["key"]["id"] for r in last_run if r["outcome"] in ("invalid", "rejected", "failed")
+    }
+    assert {row[0] for row in joined} == failing
+    assert all(row[1] == next(d["email"] for d in donors if d["id"] == row[0]) for row in joined)
     assert counted == (180, 180, 3)  # one table row per result row, after three writebacks
     assert refused == (sum(r["outcome"] in ("invalid", "rejected") for r in rows),)
     assert types["errors"] == "jsonb"  # one JSON array, not a Postgres array of jsonb

@@ -1,6 +1,7 @@
 """The run history: one row per run in the ledger, how it went and how it ended.
 
-A run's row is written as it starts (`unfinished`) and again when it ends, however it ends,
+A run's row is written as it starts (`unfinished`) and again when it ends, however it ends
+(`ended`: finished, fatal, breaker, signal, budget, input_error, ledger_error, results_error),
 so a run whose process was killed stays `unfinished`.
 """
 
@@ -17,18 +18,6 @@ import sqlalchemy as sa
 from target_convio.ledger import FAILED, Ledger
 from target_convio.ledger_schema import entries, runs, storable
 
-# How a run ended (`ended`): a run whose process died stays `unfinished`.
-ENDINGS = (
-    "finished",
-    "fatal",
-    "breaker",
-    "signal",
-    "budget",
-    "input_error",
-    "ledger_error",
-    "results_error",
-    "unfinished",
-)
 MAX_REASONS = 20  # the commonest refusal reasons a run keeps
 
 

@@ -35,7 +35,6 @@ class Found:
     by: str | None = None  # the parameter that found it: cons_id, member_id or primary_email
     memberships: dict[str, bool] = field(default_factory=dict)  # of those wanted: held?
     email_owner: str | None = None  # another constituent holding the email the write sends
-    ledger_cons_id_gone: bool = False  # Convio no longer has the cons_id the ledger kept
     reads: int = 0
 
     @property
@@ -58,7 +57,6 @@ def locate(
 ) -> Found | None:
     """The constituent a write of `params` would address; None if the run is stopping."""
     reads = 0
-    gone = False
     reply: Reply | None = None
     for name, value in _locators(params, known_cons_id):
         reply = read("getUser", {name: value})
@@ -70,14 +68,13 @@ def locate(
             reply = replace(missing, attempts=reply.attempts)
             break
         if reply.kind is Kind.OK:
-            found = Found(reply, name, ledger_cons_id_gone=gone, reads=reads)
+            found = Found(reply, name, reads=reads)
             return _with_memberships(read, _with_email_owner(read, found, params), wanted)
         if reply.code != NOBODY or (name == "cons_id" and params.get("cons_id")):
             break  # several, a failure, or the record's own cons_id that Convio lacks
-        gone = gone or name == "cons_id"
     if reply is None:  # nothing to look up by: the checks before sending refuse this record
         return Found(Reply(Kind.RECORD, "no match key", code=NOBODY))
-    return Found(reply, ledger_cons_id_gone=gone, reads=reads)
+    return Found(reply, reads=reads)
 
 
 def _locators(params: Mapping[str, str], known_cons_id: str | None) -> list[tuple[str, str]]:

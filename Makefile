@@ -46,6 +46,9 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/first_contact.py
+	$(BIN)/python bench/replay_scan.py
+	$(BIN)/python bench/big_ledger.py
+	$(BIN)/python bench/unchanged_rerun.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano .target-convio output .pytest_cache .ruff_cache

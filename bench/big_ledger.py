@@ -1,0 +1,84 @@
+"""An incremental night against a small and a large ledger: does a record cost more when the
+ledger holds a million keys?
+
+The ledger is filled directly with 10k or 1M keys of the stream (other donors, accepted),
+then the whole `target-convio` command loads a night of 10,000 donors it has never seen, at
+zero latency; the fixed cost of a run (an empty input, same ledger) is subtracted.
+Goal (issue 21): CPU per record against 1M keys within 1.2 times that against 10k.
+Usage: python bench/big_ledger.py [--sizes 10000,1000000] [--night 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+from harness import emulator, per_record_ms, run_target, singer_input, target_config
+
+from target_convio.ledger import ACCEPTED, Ledger
+from target_convio.ledger_schema import entries
+
+
+def fill(url: str, site: str, keys: int, *, old_index: bool) -> None:
+    """`keys` accepted entries of other donors, as earlier nights left them; `old_index`: the
+    replay queue's index as it was before (site, stream, state), for comparison."""
+    ledger = Ledger.open(url, site)
+    now = dt.datetime.now(dt.timezone.utc)
+    with ledger.engine.begin() as connection:
+        for start in range(0, keys, 50_000):
+            connection.execute(
+                entries.insert(),
+                [
+                    {
+                        "site": ledger.site,
+                        "stream": "donors",
+                        "identity": hashlib.sha256(f"other {i}".encode()).hexdigest(),
+                        "fingerprint": "f" * 64,
+                        "state": ACCEPTED,
+                        "cons_id": str(5_000_000 + i),
+                        "confirmed_at": now,
+                        "updated_at": now,
+                        "replays": 0,
+                    }
+                    for i in range(start, min(keys, start + 50_000))
+                ],
+            )
+        if old_index:
+            connection.execute(sa.text("DROP INDEX target_convio_ledger_queue"))
+            connection.execute(
+                sa.text(
+                    "CREATE INDEX target_convio_ledger_replays "
+                    "ON target_convio_ledger (site, stream, state)"
+                )
+            )
+    ledger.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--night", type=int, default=10_000)
+    parser.add_argument("--old-index", action="store_true", help="the index before issue 21")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    figures = {}
+    with emulator() as url:
+        for size in (int(s) for s in args.sizes.split(",")):
+            ledger = f"sqlite:///{folder / f'ledger-{size}.sqlite'}"
+            fill(ledger, url, size, old_index=args.old_index)
+            config = target_config(url, max_concurrency=8, batch_size_rows=500, ledger_url=ledger)
+            fixed = run_target(config, singer_input(0, folder))
+            night = run_target(config, singer_input(args.night, folder, tag=f"-{size}"))
+            assert night.returncode == 0, night
+            figures[size] = per_record_ms(night, fixed, args.night)
+            print(f"ledger of {size:>9,} keys: {figures[size]:.3f} ms CPU per record of the night")
+    small, large = min(figures), max(figures)
+    print(f"large / small: {figures[large] / figures[small]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

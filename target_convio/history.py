@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,7 +87,7 @@ def finish_run(ledger: Ledger, run: Run) -> None:
     except sa.exc.SQLAlchemyError:
         depth = None
     with ledger.engine.begin() as connection:
-        values = _values(Run(**{**run.__dict__, "replay_queue": depth}))
+        values = _values(replace(run, replay_queue=depth))
         where = runs.c.run_id == run.run_id
         if connection.execute(sa.update(runs).where(where).values(values)).rowcount == 0:
             connection.execute(sa.insert(runs).values(values))

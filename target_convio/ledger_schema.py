@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 # 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day;
 # 5: run history, the replay queue's index
 SCHEMA_VERSION = 5
+HISTORY_VERSION = 5  # the first schema with the run history
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
 

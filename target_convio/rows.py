@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from target_convio.compare import Prediction
+from target_convio.compare import UNCHANGED, Prediction
 from target_convio.convio.answers import Reply
 from target_convio.convio.codes import GLOBAL, Kind, lookup
 from target_convio.fields import Catalogue
@@ -202,7 +202,7 @@ def first_contact_row(
         row = reply_row(record, mode, write, catalogue, note)
         changes = prediction.changes if found.body is not None else None
         return replace(row, changes=changes, attempts=row.attempts + found.reads)
-    if found.body is not None and prediction.outcome == "unchanged":
+    if found.body is not None and prediction.outcome == UNCHANGED:
         return ResultRow(
             record,
             Outcome.UNCHANGED,

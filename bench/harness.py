@@ -135,6 +135,8 @@ def target_config(url: str, **overrides: object) -> dict:
 
 def per_record_ms(measured: Measured, fixed: Measured, records: int) -> float:
     """CPU per record, less the fixed cost of a run (start, listUserFields, exit)."""
+    if measured.returncode or fixed.returncode:
+        raise SystemExit(f"a target run failed (exit {measured.returncode or fixed.returncode})")
     return (measured.cpu_s - fixed.cpu_s) / records * 1000
 
 

@@ -21,7 +21,6 @@ from typing import IO, Any, cast
 from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
-from singer_sdk.singerlib.json import deserialize_json
 
 SHOWN = 120
 MAX_INT_DIGITS = 4000  # Python refuses to parse longer ones (sys.get_int_max_str_digits)
@@ -74,7 +73,7 @@ class InputReader(SingerReader):
             raise _Stopped
         self.line_number += 1
         try:
-            message = deserialize_json(line, parse_int=_integer)
+            message = _DECODER.decode(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputLine(
                 f"input line {self.line_number} is not JSON ({exc.msg}): {shorten(line)}"
@@ -107,6 +106,11 @@ class InputReader(SingerReader):
 def _integer(text: str) -> int | Decimal:
     """An integer; one too long for Python's int parsing stays a Decimal, for the checks."""
     return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
+
+
+# The SDK's deserialize_json (decimals for floats) with long integers kept: one decoder for
+# every line, where json.loads with options would build one per line.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_integer)
 
 
 class _Stopped(Exception):  # noqa: N818 - control flow, never seen outside this module

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,8 +23,17 @@ WITHOUT_CONS_ID = (
 )
 
 
+_SECOND: list[tuple[int, str]] = [(0, "")]  # the last second written out, and its text
+
+
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time in UTC to the second, `2026-11-23T02:00:00Z`; written out once a second."""
+    second = int(time.time())
+    last, text = _SECOND[0]
+    if second != last:
+        text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _SECOND[0] = (second, text)
+    return text
 
 
 def new_run_id() -> str:
@@ -150,7 +160,7 @@ def skipped_row(record: RecordRef, reason: str, cons_id: str | None = None) -> R
 
 def unchanged_row(record: RecordRef, cons_id: str | None, since: dt.datetime | None) -> ResultRow:
     """Convio already accepted exactly these values for this key: no call."""
-    when = f" on {since:%Y-%m-%d}" if since else ""
+    when = f" on {since.date().isoformat()}" if since else ""
     return ResultRow(
         record,
         Outcome.UNCHANGED,

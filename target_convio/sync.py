@@ -67,8 +67,16 @@ class Candidate:
     identity: str | None = None
     memberships: dict[str, bool] = field(default_factory=dict)  # what the record wants
     fingerprint: str = ""
-    claims: dict[str, str] = field(default_factory=dict)  # {field: claim} of its match values
     replayed: Entry | None = None  # a replay: its entry, as the queue gave it
+    _claims: dict[str, str] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def claims(self) -> dict[str, str]:
+        """{field: claim} of its match values; made when first asked (an unchanged record
+        never asks)."""
+        if self._claims is None:
+            self._claims = match_claims(self.params) if self.params and self.identity else {}
+        return self._claims
 
 
 class Gate:
@@ -163,14 +171,12 @@ class Gate:
 
     def _decide_all(self, held: list[Candidate]) -> None:
         mode = self.settings.mode
-        for candidate in held:
-            if candidate.params is not None and candidate.identity:
-                if self.ledger is not None:  # else nothing compares or keeps it
+        if self.ledger is not None:  # else nothing compares or keeps a fingerprint
+            for candidate in held:
+                if candidate.params is not None and candidate.identity:
                     candidate.fingerprint = fingerprint_of(
                         mode.method, candidate.params, candidate.memberships
                     )
-                # Without a ledger too: no two keys of one run share a constituent.
-                candidate.claims = match_claims(candidate.params)
         known = self._lookup(c for c in held if c.replayed is None)
         for candidate in held:
             if candidate.replayed is not None and candidate.identity:

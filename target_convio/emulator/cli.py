@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: Python's own handler is missing when the parent ignored SIGINT.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     emulator.server.verbose = args.verbose
     try:  # the URL is printed inside: a stop signal right after it is handled
         print(emulator.api_url, flush=True)

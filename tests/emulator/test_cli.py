@@ -71,7 +71,7 @@ def test_prints_its_url_serves_and_stops_on_sigterm(start) -> None:
 def test_sigint_stops_it_cleanly(start) -> None:
     emulator = start()
     emulator.process.send_signal(signal.SIGINT)
-    assert emulator.process.wait(5) == 0
+    assert emulator.process.wait(15) == 0
     assert "Traceback" not in emulator.process.communicate()[1]
 
 

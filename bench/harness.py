@@ -97,7 +97,7 @@ class Measured:
     returncode: int
 
 
-def run_target(config: dict, input_path: Path) -> Measured:
+def run_target(config: dict, input_path: Path, exe: Path = BIN / "target-convio") -> Measured:
     """Run target-convio on a file; wall time, CPU time and peak RSS of that process alone."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
@@ -105,7 +105,7 @@ def run_target(config: dict, input_path: Path) -> Measured:
         with input_path.open() as stdin:
             started = time.perf_counter()
             process = subprocess.Popen(
-                [BIN / "target-convio", "--config", handle.name],
+                [exe, "--config", handle.name],
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

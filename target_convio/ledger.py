@@ -37,6 +37,7 @@ from target_convio.ledger_schema import (
 )
 
 CHUNK = 500
+VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
 LOOKED_UP = (
     "identity, fingerprint, state, cons_id, code, message, confirmed_at, replays, memberships, "
@@ -176,9 +177,7 @@ class Ledger:
                 if not sa.inspect(connection).has_table(meta_table.name):
                     ledger.close()
                     return None
-                found = connection.execute(
-                    sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
-                ).scalar()
+                found = connection.execute(VERSION_QUERY).scalar()
             ledger.version = int(found or 0)
         except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             raise cannot_open(exc, url) from None
@@ -197,23 +196,25 @@ class Ledger:
                 return
 
     def _create_or_check(self) -> None:
-        with self.engine.begin() as connection:
-            metadata.create_all(connection, checkfirst=True)
-            found = connection.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
-            ).scalar()
-            if found is None:
-                statement = self._insert(meta_table).on_conflict_do_nothing(index_elements=["name"])
-                connection.execute(
-                    statement.values(name="schema_version", value=str(SCHEMA_VERSION))
-                )
-            elif int(found) > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"ledger_url: the ledger was written by a newer target-convio (schema "
-                    f"{found}, this one knows {SCHEMA_VERSION})"
-                )
-            elif int(found) < SCHEMA_VERSION:
-                upgrade(connection, int(found))
+        with self.engine.connect() as connection:
+            if _probed_version(connection) == str(SCHEMA_VERSION):
+                return  # the usual open: looking for each table would cost a tenth of a start
+            with connection.begin():
+                self._create_or_upgrade(connection)
+
+    def _create_or_upgrade(self, connection: sa.Connection) -> None:
+        metadata.create_all(connection, checkfirst=True)
+        found = connection.execute(VERSION_QUERY).scalar()
+        if found is None:
+            statement = self._insert(meta_table).on_conflict_do_nothing(index_elements=["name"])
+            connection.execute(statement.values(name="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(found) > SCHEMA_VERSION:
+            raise LedgerError(
+                f"ledger_url: the ledger was written by a newer target-convio (schema "
+                f"{found}, this one knows {SCHEMA_VERSION})"
+            )
+        elif int(found) < SCHEMA_VERSION:
+            upgrade(connection, int(found))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -625,6 +626,17 @@ def _slot(values: Mapping[str, Any]) -> dict[str, Any]:
 def _kind(change: Change) -> tuple[str | None, bool, bool]:
     replace_cons_id = change.cons_id is not None or not change.keep_cons_id
     return (change.state, replace_cons_id, change.confirmed)
+
+
+def _probed_version(connection: sa.Connection) -> str | None:
+    """The ledger's schema version; None where there is no ledger yet (no table), which is
+    then made. A ledger that cannot be reached raises from `connect`, once."""
+    try:
+        found = connection.execute(VERSION_QUERY).scalar()
+    except sa.exc.DBAPIError:
+        found = None
+    connection.rollback()  # PostgreSQL keeps a failed transaction open
+    return None if found is None else str(found)
 
 
 def _upsert_for(dialect: str) -> Any:

@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from target_convio.convio.answers import Reply, as_list, read_answer, transient
 from target_convio.convio.budget import CallBudget
 from target_convio.convio.codes import Kind, lookup
 from target_convio.convio.concurrency import ConcurrencyLimit
+from target_convio.convio.form import form_encoded
 from target_convio.convio.pacing import Pacer
 from target_convio.convio.redact import Redactor
 from target_convio.convio.transport import (
@@ -208,7 +209,7 @@ class ConvioClient:
 
     def call(self, method: str, params: Mapping[str, str], *, expect: bool = False) -> Reply:
         """Send one call until it settles; with expect=True a failure raises ConvioError."""
-        body = urlencode({**params, **self._common, "method": method}).encode("ascii")
+        body = form_encoded({**params, **self._common, "method": method})
         attempts = 0
         while True:
             attempts += 1

@@ -481,6 +481,11 @@ def test_a_signal_while_the_target_starts_is_a_clean_stop(signum, after, tmp_pat
     time.sleep(after)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=30)
+    if process.returncode == -signum:
+        # On a loaded machine the signal can come before Python runs the target's first line:
+        # the system ends the process then, before it has done or printed anything.
+        assert stderr == ""
+        return
     assert "Traceback" not in stderr
     assert "KeyboardInterrupt" not in stderr
     assert process.returncode == 128 + signum, stderr

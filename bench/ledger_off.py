@@ -1,0 +1,72 @@
+"""What the ledger costs, and what it costs when it is off, in one sitting (issue 21).
+
+Round robin against one emulator at zero latency, every run sending new donors (all created):
+this code with the ledger off, the code before the ledger (`--baseline`), and this code with
+a SQLite ledger. Each figure is CPU per record, the fixed cost of a run (an empty input)
+subtracted, the best of the rounds. Goals: off at most the code before the ledger (1.00); on
+at most 1.10 of off.
+
+The code before the ledger, installed beside this checkout:
+    git worktree add ../pre-ledger d6b0afb
+    python -m venv ../pre-ledger/.venv && ../pre-ledger/.venv/bin/pip install -e ../pre-ledger
+Usage: python bench/ledger_off.py [--records N] [--rounds N] [--baseline ../pre-ledger/.venv/bin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness import BIN, Measured, emulator, per_record_ms, run_target, singer_input, target_config
+
+BEFORE, OFF, ON = "before the ledger", "ledger off", "SQLite ledger"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="bin folder of the code before the ledger")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    names = ([BEFORE] if args.baseline else []) + [OFF, ON]
+    with emulator() as url:
+        base = target_config(url, max_concurrency=8, batch_size_rows=500)
+
+        def run(name: str, path: Path, ledger: str) -> Measured:
+            exe = args.baseline / "target-convio" if name == BEFORE else BIN / "target-convio"
+            config = {**base, "ledger_url": f"sqlite:///{folder / ledger}"} if name == ON else base
+            return run_target(config, path, exe)
+
+        empty = singer_input(0, folder)
+        fixed = {name: _best(run(name, empty, "fixed.sqlite") for _ in range(3)) for name in names}
+        runs: dict[str, list[Measured]] = {name: [] for name in names}
+        for round_ in range(args.rounds):
+            for name in names:  # new donors every run: each run creates them all
+                path = singer_input(args.records, folder, tag=f"-{round_}{name[0]}")
+                runs[name].append(run(name, path, f"ledger{round_}.sqlite"))
+                path.unlink()
+    figures = {name: per_record_ms(_best(runs[name]), fixed[name], args.records) for name in names}
+    print(f"{args.records:,} new donors a run, {args.rounds} rounds, zero latency, C=8\n")
+    print("| code | CPU ms/record (best) | every round | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for name, figure in figures.items():
+        rounds = ", ".join(f"{per_record_ms(m, fixed[name], args.records):.3f}" for m in runs[name])
+        ratio, goal = "", ""
+        if name == OFF and BEFORE in figures:
+            value = figure / figures[BEFORE]
+            ratio, goal = f"{value:.2f} of before", f"1.00 {'met' if value <= 1.0 else 'MISSED'}"
+        if name == ON:
+            value = figure / figures[OFF]
+            ratio, goal = f"{value:.2f} of off", f"1.10 {'met' if value <= 1.10 else 'MISSED'}"
+        print(f"| {name} | {figure:.3f} | {rounds} | {ratio} | {goal} |")
+
+
+def _best(measured: Iterable[Measured]) -> Measured:
+    return min(measured, key=lambda m: m.cpu_s)
+
+
+if __name__ == "__main__":
+    main()

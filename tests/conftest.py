@@ -14,6 +14,25 @@ import xmltodict
 from target_convio.emulator import Emulator, Site
 from target_convio.emulator.site import default_site_data
 
+# The tests that take 10 to 50 seconds each (Meltano projects, the benchmark scripts, the
+# model-based and signal-stress runs) start first, so the pytest-xdist workers finish together
+# rather than one of them waiting on a long test dealt out last.
+SLOW_FIRST = (
+    "tests/meltano/",
+    "tests/bench/",
+    "tests/target/test_ledger_model.py",
+    "tests/reliability/test_signal_stress.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        slow = (i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix))
+        return next(slow, len(SLOW_FIRST))
+
+    items.sort(key=rank)
+
+
 CREDENTIALS = {"api_key": "demo-api-key", "login_name": "apiuser", "login_password": "apipass"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,24 +19,25 @@ def reference(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+PIECES = ["a", "é", "\ud800", "<&>", '"', "\\", "\n", "\x00", "𝄞", " "]
+NUMBERS = [0.5, -2.25, 1e300, 3.0, float("inf"), Decimal("1.00"), Decimal("NaN")]
+
+
 def random_value(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.randrange(8 if depth < 3 else 6)
-    if kind == 0:
-        return rng.randrange(-(10 ** rng.randrange(1, 120)), 10 ** rng.randrange(1, 120))
-    if kind == 1:
-        return rng.choice([0.5, -2.25, 1e300, 3.0, float("inf"), Decimal("1.00"), Decimal("NaN")])
-    if kind == 2:
-        pieces = ["a", "é", "\ud800", "<&>", '"', "\\", "\n", "\x00", "𝄞", " "]
-        return "".join(rng.choice(pieces) for _ in range(rng.randrange(6)))
-    if kind == 3:
-        return rng.choice([True, False, None])
-    if kind == 4:
-        return str(rng.randrange(100))
-    if kind == 5:
-        return rng.randrange(10**12)
-    if kind == 6:
-        return [random_value(rng, depth + 1) for _ in range(rng.randrange(3))]
-    return {f"k{i}": random_value(rng, depth + 1) for i in range(rng.randrange(3))}
+    makers: list[Callable[[], Any]] = [
+        lambda: rng.randrange(-(10 ** rng.randrange(1, 120)), 10 ** rng.randrange(1, 120)),
+        lambda: rng.choice(NUMBERS),
+        lambda: "".join(rng.choice(PIECES) for _ in range(rng.randrange(6))),
+        lambda: rng.choice([True, False, None]),
+        lambda: str(rng.randrange(100)),
+        lambda: rng.randrange(10**12),
+    ]
+    if depth < 3:
+        makers.append(lambda: [random_value(rng, depth + 1) for _ in range(rng.randrange(3))])
+        makers.append(
+            lambda: {f"k{i}": random_value(rng, depth + 1) for i in range(rng.randrange(3))}
+        )
+    return rng.choice(makers)()
 
 
 def test_a_digest_is_sha256_of_the_compact_json_for_any_value() -> None:

@@ -72,8 +72,8 @@ class Candidate:
 
     @property
     def claims(self) -> dict[str, str]:
-        """{field: claim} of its match values; made when first asked (an unchanged record
-        never asks)."""
+        """{field: claim} of its match values, with or without a ledger (no two keys of one run
+        share a constituent); made when first asked: an unchanged record never asks."""
         if self._claims is None:
             self._claims = match_claims(self.params) if self.params and self.identity else {}
         return self._claims

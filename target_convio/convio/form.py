@@ -1,7 +1,8 @@
 """Request bodies, form-encoded as `urllib.parse.urlencode` writes them, at a tenth of its cost.
 
-urlencode quotes byte by byte in Python, which cost a thirtieth of a sent record's CPU; text
-that is ASCII (nearly every parameter) is quoted here by one `str.translate`.
+urlencode quotes byte by byte in Python, which cost a thirtieth of a sent record's CPU; here
+ASCII text (nearly every parameter) is passed through whole, only its few reserved characters
+replaced, and other text goes to urlencode's own quoting.
 """
 
 from __future__ import annotations

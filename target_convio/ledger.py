@@ -37,6 +37,7 @@ from target_convio.ledger_schema import (
 )
 
 CHUNK = 500
+ENTRY_COLUMNS = [column.name for column in entries.c]
 VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
 LOOKED_UP = (
@@ -350,7 +351,10 @@ class Ledger:
                     values = _slot(values)
                 groups.setdefault(_kind(change), []).append(values)
             for kind, rows in groups.items():
-                connection.execute(self._statement(*kind), rows)
+                if kind[0] is None:
+                    connection.execute(self._statement(*kind), rows)
+                else:
+                    self._upsert(connection, kind, rows, now)
             self._write_claims(connection, folded)
         return [merged[slot] for slot in conflicts]
 
@@ -378,6 +382,42 @@ class Ledger:
             ),
             "record_key": json.dumps(change.key, default=str) if change.key else None,
         }
+
+    def _upsert(
+        self,
+        connection: sa.Connection,
+        kind: tuple[str | None, bool, bool],
+        rows: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> None:
+        """`_statement`'s upsert in plain driver SQL: SQLAlchemy's per-row processing cost a
+        third of the write. Times are stored as SQLAlchemy stores them (text on SQLite)."""
+        state, replace_cons_id, confirmed = kind
+        kept = ["fingerprint", "state", "code", "message", "updated_at", "last_run"]
+        kept += ["replay_params", "record_key"]
+        kept += ["cons_id"] if replace_cons_id else []
+        kept += ["confirmed_at", "memberships"] if confirmed else []
+        update = [f"{name} = excluded.{name}" for name in kept]
+        table = entries.name
+        update.append(
+            f"replays = {table}.replays + excluded.replays" if state == FAILED else "replays = 0"
+        )
+        when: Any = now
+        if self.engine.dialect.name == "sqlite":
+            when = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        mark = self._mark
+        connection.exec_driver_sql(  # the table and column names are ours; values are bound
+            f"INSERT INTO {table} ({', '.join(ENTRY_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join([mark] * len(ENTRY_COLUMNS))}) "
+            f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}",
+            [
+                tuple(
+                    when if name in ("confirmed_at", "updated_at") and row[name] else row[name]
+                    for name in ENTRY_COLUMNS
+                )
+                for row in rows
+            ],
+        )
 
     def _statement(self, state: str | None, replace_cons_id: bool, confirmed: bool) -> Any:
         if state is None:  # a newer record, not sent: only its replay leaves the queue

@@ -351,8 +351,8 @@ class Ledger:
                     values = _slot(values)
                 groups.setdefault(_kind(change), []).append(values)
             for kind, rows in groups.items():
-                if kind[0] is None:
-                    connection.execute(self._statement(*kind), rows)
+                if kind[0] is None:  # a newer record, not sent: only its replay leaves the queue
+                    connection.execute(_released(), rows)
                 else:
                     self._upsert(connection, kind, rows, now)
             self._write_claims(connection, folded)
@@ -390,14 +390,16 @@ class Ledger:
         rows: list[dict[str, Any]],
         now: dt.datetime,
     ) -> None:
-        """`_statement`'s upsert in plain driver SQL: SQLAlchemy's per-row processing cost a
-        third of the write. Times are stored as SQLAlchemy stores them (text on SQLite)."""
+        """Each entry written whole, but for what an earlier write keeps: the replays (counted
+        while it fails), the cons_id (unless replaced), what Convio last confirmed (unless
+        confirmed now). Plain driver SQL: SQLAlchemy's per-row processing cost a fifth of the
+        write. Times are stored as SQLAlchemy stores them (text on SQLite)."""
         state, replace_cons_id, confirmed = kind
-        kept = ["fingerprint", "state", "code", "message", "updated_at", "last_run"]
-        kept += ["replay_params", "record_key"]
-        kept += ["cons_id"] if replace_cons_id else []
-        kept += ["confirmed_at", "memberships"] if confirmed else []
-        update = [f"{name} = excluded.{name}" for name in kept]
+        replaced = ["fingerprint", "state", "code", "message", "updated_at", "last_run"]
+        replaced += ["replay_params", "record_key"]
+        replaced += ["cons_id"] if replace_cons_id else []
+        replaced += ["confirmed_at", "memberships"] if confirmed else []
+        update = [f"{name} = excluded.{name}" for name in replaced]
         table = entries.name
         update.append(
             f"replays = {table}.replays + excluded.replays" if state == FAILED else "replays = 0"
@@ -417,29 +419,6 @@ class Ledger:
                 )
                 for row in rows
             ],
-        )
-
-    def _statement(self, state: str | None, replace_cons_id: bool, confirmed: bool) -> Any:
-        if state is None:  # a newer record, not sent: only its replay leaves the queue
-            return (
-                sa.update(entries)
-                .where(_at_slot(entries))
-                .values(replay_params=None, last_run=sa.bindparam("b_last_run"))
-            )
-        statement: Any = self._insert(entries)
-        kept = ("site", "stream", "identity", "replays", "cons_id", "confirmed_at", "memberships")
-        update = {c.name: statement.excluded[c.name] for c in entries.c if c.name not in kept}
-        if replace_cons_id:
-            update["cons_id"] = statement.excluded["cons_id"]
-        if confirmed:
-            update["confirmed_at"] = statement.excluded["confirmed_at"]
-            update["memberships"] = statement.excluded["memberships"]
-        if state == FAILED:
-            update["replays"] = entries.c.replays + statement.excluded["replays"]
-        else:
-            update["replays"] = 0
-        return statement.on_conflict_do_update(
-            index_elements=["site", "stream", "identity"], set_=update
         )
 
     def _conflicts(
@@ -661,6 +640,14 @@ def _at_slot(table: sa.Table) -> Any:
 
 def _slot(values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"b_{name}": values[name] for name in ("site", "stream", "identity", "last_run")}
+
+
+def _released() -> Any:
+    return (
+        sa.update(entries)
+        .where(_at_slot(entries))
+        .values(replay_params=None, last_run=sa.bindparam("b_last_run"))
+    )
 
 
 def _kind(change: Change) -> tuple[str | None, bool, bool]:

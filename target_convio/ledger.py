@@ -37,6 +37,9 @@ from target_convio.ledger_schema import (
 )
 
 CHUNK = 500
+# json.dumps with options would build an encoder for every entry written.
+_JSON = json.JSONEncoder(default=str)
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, default=str)
 ENTRY_COLUMNS = [column.name for column in entries.c]
 VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
@@ -340,7 +343,7 @@ class Ledger:
             merged[slot] = change if earlier is None else earlier.then(change)
         if not merged:
             return []
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self._stored_time(dt.datetime.now(dt.timezone.utc))
         with self.engine.begin() as connection:
             conflicts = self._conflicts(connection, list(merged.values()))
             folded = [conflicts.get(slot, change) for slot, change in merged.items()]
@@ -354,11 +357,17 @@ class Ledger:
                 if kind[0] is None:  # a newer record, not sent: only its replay leaves the queue
                     connection.execute(_released(), rows)
                 else:
-                    self._upsert(connection, kind, rows, now)
+                    self._upsert(connection, kind, rows)
             self._write_claims(connection, folded)
         return [merged[slot] for slot in conflicts]
 
-    def _values(self, change: Change, now: dt.datetime, run_id: str) -> dict[str, Any]:
+    def _stored_time(self, when: dt.datetime) -> Any:
+        """A time as SQLAlchemy stores it: text on SQLite, for driver SQL to write as well."""
+        return (
+            when.strftime("%Y-%m-%d %H:%M:%S.%f") if self.engine.dialect.name == "sqlite" else when
+        )
+
+    def _values(self, change: Change, now: Any, run_id: str) -> dict[str, Any]:
         return {
             "site": self.site,
             "stream": indexable(change.stream),
@@ -372,15 +381,13 @@ class Ledger:
             "updated_at": now,
             "last_run": run_id,
             "replay_params": (
-                json.dumps(dict(change.replay), sort_keys=True, default=str)
-                if change.replay is not None
-                else None
+                _SORTED_JSON.encode(dict(change.replay)) if change.replay is not None else None
             ),
             "replays": 1 if change.replayed else 0,
             "memberships": (
-                json.dumps(dict(change.memberships), sort_keys=True) if change.memberships else None
+                _SORTED_JSON.encode(dict(change.memberships)) if change.memberships else None
             ),
-            "record_key": json.dumps(change.key, default=str) if change.key else None,
+            "record_key": _JSON.encode(change.key) if change.key else None,
         }
 
     def _upsert(
@@ -388,12 +395,11 @@ class Ledger:
         connection: sa.Connection,
         kind: tuple[str | None, bool, bool],
         rows: list[dict[str, Any]],
-        now: dt.datetime,
     ) -> None:
         """Each entry written whole, but for what an earlier write keeps: the replays (counted
         while it fails), the cons_id (unless replaced), what Convio last confirmed (unless
         confirmed now). Plain driver SQL: SQLAlchemy's per-row processing cost a fifth of the
-        write. Times are stored as SQLAlchemy stores them (text on SQLite)."""
+        write."""
         state, replace_cons_id, confirmed = kind
         replaced = ["fingerprint", "state", "code", "message", "updated_at", "last_run"]
         replaced += ["replay_params", "record_key"]
@@ -404,21 +410,12 @@ class Ledger:
         update.append(
             f"replays = {table}.replays + excluded.replays" if state == FAILED else "replays = 0"
         )
-        when: Any = now
-        if self.engine.dialect.name == "sqlite":
-            when = now.strftime("%Y-%m-%d %H:%M:%S.%f")
         mark = self._mark
         connection.exec_driver_sql(  # the table and column names are ours; values are bound
             f"INSERT INTO {table} ({', '.join(ENTRY_COLUMNS)}) "  # noqa: S608
             f"VALUES ({', '.join([mark] * len(ENTRY_COLUMNS))}) "
             f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}",
-            [
-                tuple(
-                    when if name in ("confirmed_at", "updated_at") and row[name] else row[name]
-                    for name in ENTRY_COLUMNS
-                )
-                for row in rows
-            ],
+            [tuple(row[name] for name in ENTRY_COLUMNS) for row in rows],
         )
 
     def _conflicts(

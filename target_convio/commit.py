@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -144,51 +144,65 @@ class RecordInLedger:
 
 
 def ledger_change(row: ResultRow) -> Change | None:
-    """What the ledger keeps of a row; None for a record the ledger did not send."""
+    """What the ledger keeps of a row; None for a record the ledger did not send.
+
+    Each Change is built once (no `replace`): every sent record of a run passes here.
+    """
     note = row.ledger
     if note is None:
         return None
     stream = row.record.stream
     if not note.sent:
         return Change(stream, note.identity, None)
-    sent = Change(
-        stream,
-        note.identity,
-        None,
-        note.fingerprint,
-        keep_cons_id=not note.dropped_cons_id,
-        key=note.key,
-        claims=note.claims,
-        known=note.known,
-    )
+    outcome = row.outcome
     # `unchanged` with a note to keep: a constituent adopted without a write (first_contact).
-    if row.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
-        claims = note.claims | ({cons_id_claim(row.cons_id)} if row.cons_id else set())
-        return replace(
-            sent,
-            state=ACCEPTED,
+    if outcome is Outcome.CREATED or outcome is Outcome.UPDATED or outcome is Outcome.UNCHANGED:
+        claims = (note.claims | {cons_id_claim(row.cons_id)}) if row.cons_id else note.claims
+        return Change(
+            stream,
+            note.identity,
+            ACCEPTED,
+            note.fingerprint,
             cons_id=row.cons_id,
             keep_cons_id=False,
+            key=note.key,
             memberships=note.confirmed,
-            claims=frozenset(claims),
+            claims=claims,
             confirmed=True,
-            new_constituent=row.outcome is Outcome.CREATED,
+            known=note.known,
+            new_constituent=outcome is Outcome.CREATED,
         )
-    if row.outcome is Outcome.REJECTED:  # Convio changed nothing: the key claims no more
-        return replace(sent, state=REJECTED, code=row.code, message=row.message, claims=frozenset())
-    if row.outcome is Outcome.FAILED:
+    if outcome is Outcome.REJECTED:  # Convio changed nothing: the key claims no more
+        return Change(
+            stream,
+            note.identity,
+            REJECTED,
+            note.fingerprint,
+            keep_cons_id=not note.dropped_cons_id,
+            code=row.code,
+            message=row.message,
+            key=note.key,
+            known=note.known,
+        )
+    if outcome is Outcome.FAILED:
         replay = (
             {"params": note.params, "key": note.key, "memberships": note.wanted}
             if row.attempts
             else None
         )
-        return replace(
-            sent,
-            state=FAILED,
+        return Change(
+            stream,
+            note.identity,
+            FAILED,
+            note.fingerprint,
+            keep_cons_id=not note.dropped_cons_id,
             code=row.code,
             message=row.message,
             replay=replay,
             replayed=note.replayed,
+            key=note.key,
+            claims=note.claims,
+            known=note.known,
         )
     return None
 

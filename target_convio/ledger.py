@@ -40,7 +40,24 @@ CHUNK = 500
 # json.dumps with options would build an encoder for every entry written.
 _JSON = json.JSONEncoder(default=str)
 _SORTED_JSON = json.JSONEncoder(sort_keys=True, default=str)
-ENTRY_COLUMNS = [column.name for column in entries.c]
+# The entries' columns as `Ledger._row` gives their values.
+ENTRY_COLUMNS = (
+    "site",
+    "stream",
+    "identity",
+    "fingerprint",
+    "state",
+    "cons_id",
+    "code",
+    "message",
+    "confirmed_at",
+    "updated_at",
+    "last_run",
+    "replay_params",
+    "replays",
+    "memberships",
+    "record_key",
+)
 VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
 LOOKED_UP = (
@@ -347,17 +364,26 @@ class Ledger:
         with self.engine.begin() as connection:
             conflicts = self._conflicts(connection, list(merged.values()))
             folded = [conflicts.get(slot, change) for slot, change in merged.items()]
-            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            released: list[dict[str, Any]] = []  # newer records, not sent: their replays end
+            groups: dict[tuple[str, bool, bool], list[tuple[Any, ...]]] = {}
             for change in folded:
-                values = self._values(change, now, run_id)
                 if change.state is None:
-                    values = _slot(values)
-                groups.setdefault(_kind(change), []).append(values)
-            for kind, rows in groups.items():
-                if kind[0] is None:  # a newer record, not sent: only its replay leaves the queue
-                    connection.execute(_released(), rows)
+                    released.append(
+                        {
+                            "b_site": self.site,
+                            "b_stream": indexable(change.stream),
+                            "b_identity": change.identity,
+                            "b_last_run": run_id,
+                        }
+                    )
                 else:
-                    self._upsert(connection, kind, rows)
+                    replace_cons_id = change.cons_id is not None or not change.keep_cons_id
+                    kind = (change.state, replace_cons_id, change.confirmed)
+                    groups.setdefault(kind, []).append(self._row(change, now, run_id))
+            if released:
+                connection.execute(_released(), released)
+            for kind, rows in groups.items():
+                self._upsert(connection, kind, rows)
             self._write_claims(connection, folded)
         return [merged[slot] for slot in conflicts]
 
@@ -367,34 +393,31 @@ class Ledger:
             when.strftime("%Y-%m-%d %H:%M:%S.%f") if self.engine.dialect.name == "sqlite" else when
         )
 
-    def _values(self, change: Change, now: Any, run_id: str) -> dict[str, Any]:
-        return {
-            "site": self.site,
-            "stream": indexable(change.stream),
-            "identity": change.identity,
-            "fingerprint": change.fingerprint,
-            "state": change.state or "",
-            "cons_id": storable(change.cons_id),
-            "code": storable(change.code, 100),
-            "message": storable(change.message, MAX_MESSAGE),
-            "confirmed_at": now if change.confirmed else None,
-            "updated_at": now,
-            "last_run": run_id,
-            "replay_params": (
-                _SORTED_JSON.encode(dict(change.replay)) if change.replay is not None else None
-            ),
-            "replays": 1 if change.replayed else 0,
-            "memberships": (
-                _SORTED_JSON.encode(dict(change.memberships)) if change.memberships else None
-            ),
-            "record_key": _JSON.encode(change.key) if change.key else None,
-        }
+    def _row(self, change: Change, now: Any, run_id: str) -> tuple[Any, ...]:
+        """An entry's values in ENTRY_COLUMNS order."""
+        return (
+            self.site,
+            indexable(change.stream),
+            change.identity,
+            change.fingerprint,
+            change.state,
+            storable(change.cons_id),
+            storable(change.code, 100),
+            storable(change.message, MAX_MESSAGE),
+            now if change.confirmed else None,
+            now,
+            run_id,
+            _SORTED_JSON.encode(dict(change.replay)) if change.replay is not None else None,
+            1 if change.replayed else 0,
+            _SORTED_JSON.encode(dict(change.memberships)) if change.memberships else None,
+            _JSON.encode(change.key) if change.key else None,
+        )
 
     def _upsert(
         self,
         connection: sa.Connection,
-        kind: tuple[str | None, bool, bool],
-        rows: list[dict[str, Any]],
+        kind: tuple[str, bool, bool],
+        rows: list[tuple[Any, ...]],
     ) -> None:
         """Each entry written whole, but for what an earlier write keeps: the replays (counted
         while it fails), the cons_id (unless replaced), what Convio last confirmed (unless
@@ -415,7 +438,7 @@ class Ledger:
             f"INSERT INTO {table} ({', '.join(ENTRY_COLUMNS)}) "  # noqa: S608
             f"VALUES ({', '.join([mark] * len(ENTRY_COLUMNS))}) "
             f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}",
-            [tuple(row[name] for name in ENTRY_COLUMNS) for row in rows],
+            rows,
         )
 
     def _conflicts(
@@ -635,21 +658,12 @@ def _at_slot(table: sa.Table) -> Any:
     )
 
 
-def _slot(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"b_{name}": values[name] for name in ("site", "stream", "identity", "last_run")}
-
-
 def _released() -> Any:
     return (
         sa.update(entries)
         .where(_at_slot(entries))
         .values(replay_params=None, last_run=sa.bindparam("b_last_run"))
     )
-
-
-def _kind(change: Change) -> tuple[str | None, bool, bool]:
-    replace_cons_id = change.cons_id is not None or not change.keep_cons_id
-    return (change.state, replace_cons_id, change.confirmed)
 
 
 def _probed_version(connection: sa.Connection) -> str | None:

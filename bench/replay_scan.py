@@ -1,6 +1,7 @@
 """The end-of-run replay query against ledgers of 10k, 100k and 1M keys, 10 of them queued:
-with the queue's index (site, stream, state, identity) and with the index it replaced
-(site, stream, state), in one sitting, on SQLite (PostgreSQL with --postgres URL).
+with the queue's index (site, stream, identity, holding only queued entries) and with the
+index of schema 4 and before (site, stream, state), in one sitting, on SQLite (PostgreSQL
+with --postgres URL).
 Usage: python bench/replay_scan.py [--sizes 10000,100000,1000000] [--postgres URL]
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from target_convio.ledger import FAILED, Ledger
-from target_convio.ledger_schema import entries
+from target_convio.ledger_schema import entries, queue_index
 
 SITE = "https://secure2.convio.net/org/site/SRConsAPI"
 QUEUED = 10
@@ -63,17 +64,12 @@ def timed(ledger: Ledger) -> float:
     return best * 1000
 
 
-def swap(ledger: Ledger, *, queue_index: bool) -> None:
+def swap(ledger: Ledger, *, new_index: bool) -> None:
     with ledger.engine.begin() as connection:
-        connection.execute(sa.text("DROP INDEX IF EXISTS target_convio_ledger_queue"))
+        queue_index.drop(connection, checkfirst=True)
         connection.execute(sa.text("DROP INDEX IF EXISTS target_convio_ledger_replays"))
-        if queue_index:
-            connection.execute(
-                sa.text(
-                    "CREATE INDEX target_convio_ledger_queue "
-                    "ON target_convio_ledger (site, stream, state, identity)"
-                )
-            )
+        if new_index:
+            queue_index.create(connection)
         else:
             connection.execute(sa.text(OLD_INDEX))
         if connection.dialect.name == "postgresql":
@@ -93,9 +89,9 @@ def main() -> None:
         ledger = Ledger.open(url, SITE)
         for keys in (int(size) for size in args.sizes.split(",")):
             fill(ledger, keys)
-            swap(ledger, queue_index=False)
+            swap(ledger, new_index=False)
             old = timed(ledger)
-            swap(ledger, queue_index=True)
+            swap(ledger, new_index=True)
             new = timed(ledger)
             name = ledger.engine.dialect.name
             print(f"{name:<10} {keys:>9,} {new:>15.2f} {old:>13.2f} {old / new:>6.0f}")

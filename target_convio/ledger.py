@@ -57,6 +57,7 @@ ENTRY_COLUMNS = (
     "replays",
     "memberships",
     "record_key",
+    "claims",
 )
 VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
@@ -322,8 +323,8 @@ class Ledger:
             after = rows[-1].identity
 
     def replay_statement(self, stream: str, run_id: str, after: str) -> sa.Select[Any]:
-        """The next CHUNK of the queue after identity `after`: a seek in the queue's index
-        (site, stream, state, identity), so its cost follows the queue, not the ledger."""
+        """The next CHUNK of the queue after identity `after`: a seek in the queue's index,
+        which holds only queued entries, so its cost follows the queue, not the ledger."""
         return (
             sa.select(
                 entries.c.identity,
@@ -364,27 +365,36 @@ class Ledger:
         with self.engine.begin() as connection:
             conflicts = self._conflicts(connection, list(merged.values()))
             folded = [conflicts.get(slot, change) for slot, change in merged.items()]
-            released: list[dict[str, Any]] = []  # newer records, not sent: their replays end
+            listed = self._listed_claims(connection, [c for c in folded if c.known])
+            ended: list[dict[str, Any]] = []  # newer records, not sent: their replays end
+            released: list[tuple[str, str, str, str]] = []  # claims a confirmed write gave up
             groups: dict[tuple[str, bool, bool], list[tuple[Any, ...]]] = {}
             for change in folded:
+                stream = indexable(change.stream)
                 if change.state is None:
-                    released.append(
+                    ended.append(
                         {
                             "b_site": self.site,
-                            "b_stream": indexable(change.stream),
+                            "b_stream": stream,
                             "b_identity": change.identity,
                             "b_last_run": run_id,
                         }
                     )
-                else:
-                    replace_cons_id = change.cons_id is not None or not change.keep_cons_id
-                    kind = (change.state, replace_cons_id, change.confirmed)
-                    groups.setdefault(kind, []).append(self._row(change, now, run_id))
-            if released:
-                connection.execute(_released(), released)
+                    continue
+                before = listed.get((change.stream, change.identity), frozenset())
+                if change.confirmed:
+                    held = change.claims
+                    released += [(self.site, stream, h, change.identity) for h in before - held]
+                else:  # a write that failed may have landed: what it claimed is kept too
+                    held = before | change.claims
+                replace_cons_id = change.cons_id is not None or not change.keep_cons_id
+                kind = (change.state, replace_cons_id, change.confirmed)
+                groups.setdefault(kind, []).append(self._row(change, now, run_id, held))
+            if ended:
+                connection.execute(_replay_ended(), ended)
             for kind, rows in groups.items():
                 self._upsert(connection, kind, rows)
-            self._write_claims(connection, folded)
+            self._write_claims(connection, folded, released)
         return [merged[slot] for slot in conflicts]
 
     def _stored_time(self, when: dt.datetime) -> Any:
@@ -393,8 +403,8 @@ class Ledger:
             when.strftime("%Y-%m-%d %H:%M:%S.%f") if self.engine.dialect.name == "sqlite" else when
         )
 
-    def _row(self, change: Change, now: Any, run_id: str) -> tuple[Any, ...]:
-        """An entry's values in ENTRY_COLUMNS order."""
+    def _row(self, change: Change, now: Any, run_id: str, held: frozenset[str]) -> tuple[Any, ...]:
+        """An entry's values in ENTRY_COLUMNS order; `held`: the claims it lists."""
         return (
             self.site,
             indexable(change.stream),
@@ -411,6 +421,7 @@ class Ledger:
             1 if change.replayed else 0,
             _SORTED_JSON.encode(dict(change.memberships)) if change.memberships else None,
             _JSON.encode(change.key) if change.key else None,
+            " ".join(sorted(held)) or None,
         )
 
     def _upsert(
@@ -425,7 +436,7 @@ class Ledger:
         write."""
         state, replace_cons_id, confirmed = kind
         replaced = ["fingerprint", "state", "code", "message", "updated_at", "last_run"]
-        replaced += ["replay_params", "record_key"]
+        replaced += ["replay_params", "record_key", "claims"]
         replaced += ["cons_id"] if replace_cons_id else []
         replaced += ["confirmed_at", "memberships"] if confirmed else []
         update = [f"{name} = excluded.{name}" for name in replaced]
@@ -477,14 +488,40 @@ class Ledger:
                 )
         return found
 
-    def _write_claims(self, connection: sa.Connection, changes: Sequence[Change]) -> None:
-        released = [
-            {"b_site": self.site, "b_stream": indexable(c.stream), "b_identity": c.identity}
-            for c in changes
-            if c.confirmed and c.known
-        ]
+    def _listed_claims(
+        self, connection: sa.Connection, changes: Sequence[Change]
+    ) -> dict[tuple[str, str], frozenset[str]]:
+        """The claims these keys' entries list (keys new to the ledger have none to read)."""
+        found: dict[tuple[str, str], frozenset[str]] = {}
+        mark = self._mark
+        for stream in {c.stream for c in changes}:
+            wanted = sorted({c.identity for c in changes if c.stream == stream})
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                rows = connection.exec_driver_sql(  # the table name is ours; values are bound
+                    f"SELECT identity, claims FROM {entries.name} "  # noqa: S608
+                    f"WHERE site = {mark} AND stream = {mark} "
+                    f"AND identity IN ({', '.join([mark] * len(chunk))}) AND claims IS NOT NULL",
+                    (self.site, indexable(stream), *chunk),
+                )
+                found.update({(stream, who): frozenset(text.split()) for who, text in rows})
+        return found
+
+    def _write_claims(
+        self,
+        connection: sa.Connection,
+        changes: Sequence[Change],
+        released: Sequence[tuple[str, str, str, str]],
+    ) -> None:
+        """Released claims deleted (unless another key took them since), then the changes'
+        claims written, each to the last key that sent it."""
+        mark = self._mark
         if released:
-            connection.execute(sa.delete(claims).where(_at_slot(claims)), released)
+            connection.exec_driver_sql(  # the table name is ours; every value is bound
+                f"DELETE FROM {claims.name} WHERE site = {mark} AND stream = {mark} "  # noqa: S608
+                f"AND hash = {mark} AND identity = {mark}",
+                list(released),
+            )
         held: dict[tuple[str, str], str] = {}
         for change in changes:
             for digest in change.claims:
@@ -492,7 +529,6 @@ class Ledger:
         if held:
             # Plain driver SQL: a sent record's claims are written on the first run's hot path,
             # and SQLAlchemy's per-row parameter processing would double their cost.
-            mark = self._mark
             connection.exec_driver_sql(  # the table name is ours; every value is bound
                 f"INSERT INTO {claims.name} (site, stream, hash, identity) "  # noqa: S608
                 f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (site, stream, hash) "
@@ -585,7 +621,10 @@ class Ledger:
 
     def copy_to(self, other: Ledger) -> tuple[int, int]:
         """Every entry and claim of this ledger (every site), written into `other` over what it
-        holds for the same keys: (entries, claims). A chunk at a time, one transaction."""
+        holds for the same keys: (entries, claims). A chunk at a time, one transaction.
+
+        An entry written over another keeps listing the claims that one listed: `other`'s
+        claim rows of that key stay, and must stay releasable."""
         copied = []
         with self.engine.connect() as source, other.engine.begin() as target:
             for table in (entries, claims):
@@ -596,7 +635,10 @@ class Ledger:
                 count = 0
                 result = source.execution_options(yield_per=CHUNK).execute(_readable(table, source))
                 for rows in result.partitions(CHUNK):
-                    target.execute(statement, [_portable(dict(row._mapping)) for row in rows])
+                    values = [_portable(dict(row._mapping)) for row in rows]
+                    if table is entries:
+                        _list_claims_held_there(target, values)
+                    target.execute(statement, values)
                     count += len(rows)
                 copied.append(count)
         return copied[0], copied[1]
@@ -611,6 +653,27 @@ class Ledger:
                     condition = sa.and_(condition, table.c.site == indexable(site))
                 removed = int(connection.execute(sa.delete(table).where(condition)).rowcount)
         return removed
+
+
+def _list_claims_held_there(connection: sa.Connection, values: Sequence[dict[str, Any]]) -> None:
+    """Entries about to be written over the target's: each lists the claims of both."""
+    by_slot: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for value in values:
+        by_slot.setdefault((value["site"], value["stream"]), []).append(value)
+    for (site, stream), group in by_slot.items():
+        rows = connection.execute(
+            sa.select(entries.c.identity, entries.c.claims).where(
+                entries.c.site == site,
+                entries.c.stream == stream,
+                entries.c.identity.in_([value["identity"] for value in group]),
+                entries.c.claims.is_not(None),
+            )
+        )
+        there = {row.identity: set(row.claims.split()) for row in rows}
+        for value in group:
+            if value["identity"] in there:
+                listed = there[value["identity"]] | set((value["claims"] or "").split())
+                value["claims"] = " ".join(sorted(listed))
 
 
 def _readable(table: sa.Table, connection: sa.Connection) -> Any:
@@ -658,7 +721,7 @@ def _at_slot(table: sa.Table) -> Any:
     )
 
 
-def _released() -> Any:
+def _replay_ended() -> Any:
     return (
         sa.update(entries)
         .where(_at_slot(entries))

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 # 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day;
-# 5: run history, the replay queue's index
-SCHEMA_VERSION = 5
+# 5: run history, the replay queue's index; 6: each entry lists its claims, the queue's index
+# holds only queued entries (a first run writes two random index entries fewer per record)
+SCHEMA_VERSION = 6
 HISTORY_VERSION = 5  # the first schema with the run history
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
@@ -47,14 +48,21 @@ entries = sa.Table(
     sa.Column("replays", sa.Integer, nullable=False, default=0),
     sa.Column("memberships", sa.Text),  # {"group:1234": true, ...} as Convio last confirmed
     sa.Column("record_key", sa.Text),  # the key's values as JSON, to name it in a conflict
+    # The hashes of the match values this key may hold in target_convio_claims, space
+    # separated: its claims are released through them, without an index by identity.
+    sa.Column("claims", sa.Text),
 )
-# The replay queue (failed entries) in identity order: found without visiting other entries.
+# The replay queue in identity order, and nothing else: an entry is in this index only while
+# a replay waits, so the queue is found without visiting other entries, and writing an
+# accepted entry costs no index entry here.
+QUEUED = entries.c.replay_params.is_not(None)
 queue_index = sa.Index(
-    "target_convio_ledger_queue",
+    "target_convio_ledger_queued",
     entries.c.site,
     entries.c.stream,
-    entries.c.state,
     entries.c.identity,
+    sqlite_where=QUEUED,
+    postgresql_where=QUEUED,
 )
 # Which key a match value (email, member_id, cons_id) belongs to: its hash, never the value.
 claims = sa.Table(
@@ -66,7 +74,6 @@ claims = sa.Table(
     sa.Column("identity", sa.String(64), nullable=False),
     sqlite_with_rowid=False,  # the primary key is the table: smaller, one B-tree to write
 )
-sa.Index("target_convio_claims_identity", claims.c.site, claims.c.stream, claims.c.identity)
 # API calls made to a site per UTC day, by every run and partition sharing the ledger.
 calls_per_day = sa.Table(
     "target_convio_calls",
@@ -183,7 +190,8 @@ def upgrade(connection: sa.Connection, version: int) -> None:
     """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry.
 
     New tables (claims in 3, calls per day in 4, runs in 5) are made by `create_all` before
-    this runs.
+    this runs. A big ledger's upgrade to 6 takes a while once: every entry's claims are
+    listed in it.
     """
     table = "target_convio_ledger"
     if version < 2:
@@ -193,8 +201,19 @@ def upgrade(connection: sa.Connection, version: int) -> None:
         if connection.dialect.name == "postgresql":  # SQLite never enforced the lengths
             for column in ("site", "stream", "cons_id", "code", "last_run"):
                 connection.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
-    if version < 5:
-        connection.execute(sa.text("DROP INDEX IF EXISTS target_convio_ledger_replays"))
+    if version < 6:
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN claims TEXT"))
+        sqlite = connection.dialect.name == "sqlite"
+        joined = "group_concat(hash, ' ')" if sqlite else "string_agg(hash, ' ')"
+        connection.execute(  # while the claims' index by identity is still there
+            sa.text(
+                f"UPDATE {table} SET claims = (SELECT {joined} FROM target_convio_claims AS c "  # noqa: S608 - our own names
+                f"WHERE c.site = {table}.site AND c.stream = {table}.stream "
+                f"AND c.identity = {table}.identity)"
+            )
+        )
+        for index in ("claims_identity", "ledger_queue", "ledger_replays"):  # 3-5, 5, 1-4
+            connection.execute(sa.text(f"DROP INDEX IF EXISTS target_convio_{index}"))
         queue_index.create(connection, checkfirst=True)
     connection.execute(
         sa.update(meta_table)

@@ -70,3 +70,15 @@ def test_concurrency_benchmark_runs() -> None:
     output = run("concurrency.py", "--capacities", "3", "--seconds", "0.3")
     assert "| 3 | 1: " in output
     assert "Two processes at once, capacity 8" in output
+
+
+def test_big_ledger_benchmark_runs() -> None:
+    output = run("big_ledger.py", "--sizes", "100,1000", "--night", "40")
+    assert "ledger of     1,000 keys:" in output
+    assert "large / small:" in output
+
+
+def test_replay_scan_benchmark_runs() -> None:
+    output = run("replay_scan.py", "--sizes", "100,1000")
+    rows = [line.split()[:2] for line in output.splitlines()[1:]]
+    assert rows == [["sqlite", "100"], ["sqlite", "1,000"]]

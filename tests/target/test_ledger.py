@@ -367,3 +367,19 @@ def test_a_ledger_copied_to_another_backend_keeps_every_record_unchanged(
     assert [r["outcome"] for r in back.rows] == ["unchanged", "unchanged"]
     assert writes(emulator) == before
     assert [r["cons_id"] for r in back.rows] == [r["cons_id"] for r in first.rows]
+
+
+def test_an_entry_copied_over_another_still_releases_what_both_claimed(
+    emulator, config_for, run_target, tmp_path
+) -> None:
+    """The target's claim rows of a key stay after a copy: the entry lists them, so the key's
+    next accepted write gives them up."""
+    source, target = (f"sqlite:///{tmp_path / name}" for name in ("a.sqlite", "b.sqlite"))
+    run_target(config_for(emulator, ledger_url=source), [schema(), donor(1, email="a@x.org")])
+    run_target(config_for(emulator, ledger_url=target), [schema(), donor(1, email="b@x.org")])
+    ledger_command(source, "copy", "--to", target)
+    config = config_for(emulator, ledger_url=target)
+    moved = run_target(config, [schema(), donor(1, email="z@x.org")])
+    others = run_target(config, [schema(), donor(2, email="a@x.org"), donor(3, email="b@x.org")])
+    assert [r["outcome"] for r in moved.rows] == ["updated"]
+    assert [r["outcome"] for r in others.rows] == ["created", "updated"]  # none already_used

@@ -152,6 +152,18 @@ def test_an_email_of_another_keys_constituent_is_already_used(sync, emulator) ->
     assert (sent, [r["outcome"] for r in again.rows]) == (0, ["unchanged", "unchanged"])
 
 
+def test_an_email_a_key_gave_up_is_free_for_another_key(sync, emulator) -> None:
+    sync([schema(), donor(1, email="old@example.org")])
+    moved, _ = sync([schema(), donor(1, email="new@example.org")])
+    taken, sent = sync(
+        [schema(), donor(2, email="old@example.org"), donor(3, email="new@example.org")]
+    )
+    assert [r["outcome"] for r in moved.rows + taken.rows] == ["updated", "created", "invalid"]
+    assert taken.rows[1]["errors"][0]["code"] == "already_used"  # key 1 holds it now
+    assert sent == 1
+    assert sorted(people(emulator)) == ["new@example.org", "old@example.org"]
+
+
 def test_a_member_id_of_another_key_is_already_used(sync, emulator) -> None:
     run, _ = sync([schema(), donor(1, member_id="M1"), donor(2, member_id="M1")])
     assert [r["outcome"] for r in run.rows] == ["created", "invalid"]

@@ -1,12 +1,15 @@
 """The replay query reads only the queued entries: its plan uses the queue's index, on SQLite
-and on PostgreSQL, so its cost follows the queue, not the ledger."""
+and on PostgreSQL, so its cost follows the queue, not the ledger. Older ledgers gain it, and
+the claims each entry lists, in place."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import sqlalchemy as sa
 
+from target_convio.digests import cons_id_claim, match_claims
 from target_convio.ledger import FAILED, Ledger
 from target_convio.ledger_schema import entries
 from tests.target.conftest import donor, schema
@@ -48,43 +51,79 @@ def test_the_replay_query_seeks_the_failed_entries_in_order(ledger_url) -> None:
                         "state": FAILED if i % 50 == 0 else "accepted",
                         "updated_at": NOW,
                         "replays": 0,
+                        "replay_params": '{"params": {}}' if i % 50 == 0 else None,
                     }
                     for i in range(2000)
                 ],
             )
         found = plan(ledger)
-        assert "target_convio_ledger_queue" in found, found
+        assert "target_convio_ledger_queued" in found, found
         assert "TEMP B-TREE" not in found.upper()  # ordered by the index: no sort
         assert "Sort" not in found
     finally:
         ledger.close()
 
 
-def test_a_version_4_ledger_gains_the_queue_index_and_the_run_history_in_place(
+def email_claim(email: str) -> str:
+    return match_claims({"primary_email": email})["primary_email"]
+
+
+def claims_of(ledger: Ledger, key: int) -> tuple[set[str], set[str]]:
+    """What the key's entry lists, and the claim rows that name it."""
+    with ledger.engine.connect() as connection:
+        identity, listed = connection.execute(
+            sa.text("SELECT identity, claims FROM target_convio_ledger WHERE record_key = :key"),
+            {"key": json.dumps({"id": key})},
+        ).one()
+        rows = connection.execute(
+            sa.text("SELECT hash FROM target_convio_claims WHERE identity = :identity"),
+            {"identity": identity},
+        ).all()
+    return set((listed or "").split()), {row[0] for row in rows}
+
+
+def test_a_version_4_ledger_gains_the_queue_index_the_claims_lists_and_the_history_in_place(
     emulator, config_for, run_target, ledger_url
 ) -> None:
     config = config_for(emulator, ledger_url=ledger_url)
-    assert run_target(config, [schema(), donor(1)]).returncode == 0
+    first = run_target(config, [schema(), donor(1, email="old@example.org")])
+    assert first.returncode == 0, first.stderr
     ledger = Ledger.open(ledger_url, SITE)
     with ledger.engine.begin() as connection:  # as the release before the history left it
         connection.execute(sa.text("DROP TABLE target_convio_runs"))
-        connection.execute(sa.text("DROP INDEX target_convio_ledger_queue"))
+        connection.execute(sa.text("DROP INDEX target_convio_ledger_queued"))
+        connection.execute(sa.text("ALTER TABLE target_convio_ledger DROP COLUMN claims"))
         connection.execute(
             sa.text(
                 "CREATE INDEX target_convio_ledger_replays "
                 "ON target_convio_ledger (site, stream, state)"
             )
         )
+        connection.execute(
+            sa.text(
+                "CREATE INDEX target_convio_claims_identity "
+                "ON target_convio_claims (site, stream, identity)"
+            )
+        )
         connection.execute(sa.text("UPDATE target_convio_meta SET value = '4'"))
-    run = run_target(config, [schema(), donor(1), donor(2)])
+    run = run_target(config, [schema(), donor(2)])
     assert run.returncode == 0, run.stderr
-    assert [r["outcome"] for r in run.rows] == ["unchanged", "created"]
+    assert [r["outcome"] for r in run.rows] == ["created"]
     with ledger.engine.connect() as connection:
         version = connection.execute(sa.text("SELECT value FROM target_convio_meta")).scalar()
-        indexes = {i["name"] for i in sa.inspect(connection).get_indexes("target_convio_ledger")}
+        entry_indexes = sa.inspect(connection).get_indexes("target_convio_ledger")
+        claim_indexes = sa.inspect(connection).get_indexes("target_convio_claims")
         runs = connection.execute(sa.text("SELECT ended FROM target_convio_runs")).all()
-    ledger.close()
-    assert version == "5"
-    assert "target_convio_ledger_queue" in indexes
-    assert "target_convio_ledger_replays" not in indexes
+    assert version == "6"
+    assert {i["name"] for i in entry_indexes} == {"target_convio_ledger_queued"}
+    assert claim_indexes == []
     assert runs == [("finished",)]  # the run that upgraded it is the history's first
+    listed, held = claims_of(ledger, 1)  # listed by the upgrade: its email and its cons_id
+    assert (
+        listed == held == {email_claim("old@example.org"), cons_id_claim(first.rows[0]["cons_id"])}
+    )
+    # The key's new email is accepted: the old one is released, and another key may use it.
+    moved = run_target(config, [schema(), donor(1, email="new@example.org")])
+    taken = run_target(config, [schema(), donor(3, email="old@example.org")])
+    ledger.close()
+    assert [r["outcome"] for r in moved.rows + taken.rows] == ["updated", "created"]

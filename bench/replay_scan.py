@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from target_convio.ledger import FAILED, Ledger
-from target_convio.ledger_schema import entries, queue_index
+from target_convio.ledger_schema import CREATE_QUEUE_INDEX, QUEUE_INDEX, entries
 
 SITE = "https://secure2.convio.net/org/site/SRConsAPI"
 QUEUED = 10
@@ -66,10 +66,10 @@ def timed(ledger: Ledger) -> float:
 
 def swap(ledger: Ledger, *, new_index: bool) -> None:
     with ledger.engine.begin() as connection:
-        queue_index.drop(connection, checkfirst=True)
+        connection.execute(sa.text(f"DROP INDEX IF EXISTS {QUEUE_INDEX}"))
         connection.execute(sa.text("DROP INDEX IF EXISTS target_convio_ledger_replays"))
         if new_index:
-            queue_index.create(connection)
+            connection.execute(sa.text(CREATE_QUEUE_INDEX))
         else:
             connection.execute(sa.text(OLD_INDEX))
         if connection.dialect.name == "postgresql":

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from target_convio.digests import cons_id_claim
 from target_convio.ledger_schema import (
+    CREATE_QUEUE_INDEX,
     MAX_MESSAGE,
     SCHEMA_VERSION,
     LedgerError,
@@ -226,6 +227,7 @@ class Ledger:
 
     def _create_or_upgrade(self, connection: sa.Connection) -> None:
         metadata.create_all(connection, checkfirst=True)
+        connection.execute(sa.text(CREATE_QUEUE_INDEX))
         found = connection.execute(VERSION_QUERY).scalar()
         if found is None:
             statement = self._insert(meta_table).on_conflict_do_nothing(index_elements=["name"])

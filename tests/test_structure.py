@@ -1,10 +1,13 @@
-"""The code's shape: no import cycle, data flowing one way, comments citing files that exist."""
+"""The code's shape: no import cycle, data flowing one way, comments citing files that exist,
+nothing imported at start that a run may not need."""
 
 from __future__ import annotations
 
 import ast
 import io
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -174,3 +177,13 @@ def test_comments_and_docstrings_cite_only_files_that_exist() -> None:
             if re.search(r"\bseed \d{3}\b|§", text):
                 cited_missing.append(f"{path.relative_to(ROOT)}: {text[:60]!r}")
     assert cited_missing == []
+
+
+def test_a_start_does_not_import_postgresqls_dialect() -> None:
+    """30 ms of every run's start: only a PostgreSQL ledger needs it (ledger._upsert_for)."""
+    code = (
+        "import sys, target_convio.command, target_convio.ledger\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout == "False\n"

@@ -8,26 +8,20 @@ them holds it, and no other key's record may be sent with it (one constituent, o
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from decimal import Decimal
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
+
+from target_convio.json_text import encoder
 
 MAX_EXPONENT = 100  # integral numbers beyond this many digits keep their decimal form
 _BEYOND_EXPONENT = 10 ** (MAX_EXPONENT + 1)
-_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
-# The encoder's C part, made once: JSONEncoder.encode makes it anew for every value, which
-# cost half of a digest. Its output is the encoder's (tests/target/test_digests.py).
-_C_ENCODE = c_make_encoder and c_make_encoder(
-    None, str, encode_basestring, None, ":", ",", False, False, True
-)
+_COMPACT = encoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def digest(value: Any) -> str:
     """SHA-256 of a JSON value, lone surrogates included."""
-    text = "".join(_C_ENCODE(value, 0)) if _C_ENCODE else _ENCODER.encode(value)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_COMPACT(value).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def cons_id_claim(cons_id: str) -> str:

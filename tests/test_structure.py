@@ -37,6 +37,7 @@ LAYERS = [
     "ledger",
     "ledger_schema",
     "digests",
+    "json_text",
     "summary",
     "rows",
     "compare",

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from target_convio.digests import digest, fingerprint_of, identity_of
+from target_convio.json_text import encoder
 
 
 def reference(value: Any) -> str:
@@ -45,6 +46,18 @@ def test_a_digest_is_sha256_of_the_compact_json_for_any_value() -> None:
     for _ in range(3000):
         value = [random_value(rng), random_value(rng)]
         assert digest(value) == reference(value), value
+
+
+def test_json_text_writes_what_json_dumps_writes_for_any_value() -> None:
+    """The ledger keeps a key's values as this text; digests hash the compact one."""
+    rng = random.Random(20261201)
+    spaced = encoder(ensure_ascii=True, separators=(", ", ": "))
+    compact = encoder(ensure_ascii=False, separators=(",", ":"))
+    for _ in range(3000):
+        value = random_value(rng)
+        assert spaced(value) == json.dumps(value, default=str), value
+        expected = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        assert compact(value) == expected, value
 
 
 def test_identities_and_fingerprints_of_earlier_versions_still_match() -> None:

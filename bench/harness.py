@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,28 +96,48 @@ class Measured:
     cpu_s: float
     max_rss_mb: float
     returncode: int
+    instructions: int = 0  # user-space instructions, when run under callgrind
 
 
-def run_target(config: dict, input_path: Path, exe: Path = BIN / "target-convio") -> Measured:
-    """Run target-convio on a file; wall time, CPU time and peak RSS of that process alone."""
+def run_target(
+    config: dict,
+    input_path: Path,
+    exe: Path = BIN / "target-convio",
+    *,
+    instructions: bool = False,
+) -> Measured:
+    """Run target-convio on a file; wall time, CPU time and peak RSS of that process alone.
+
+    `instructions`: under valgrind's callgrind, which counts the user-space instructions the
+    process ran: the same count for the same work, whatever else the machine is doing.
+    """
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
+    log = Path(handle.name).with_suffix(".callgrind")
+    counting = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    prefix = [*counting, f"--log-file={log}"] if instructions else []
     try:
         with input_path.open() as stdin:
             started = time.perf_counter()
             process = subprocess.Popen(
-                [exe, "--config", handle.name],
+                [*prefix, exe, "--config", handle.name],
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.perf_counter() - started
+        counted = re.search(r"Collected : (\d+)", log.read_text()) if instructions else None
     finally:
         os.unlink(handle.name)
+        log.unlink(missing_ok=True)
     process.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
-        wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        process.returncode,
+        int(counted.group(1)) if counted else 0,
     )
 
 

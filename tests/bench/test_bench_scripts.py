@@ -82,3 +82,9 @@ def test_replay_scan_benchmark_runs() -> None:
     output = run("replay_scan.py", "--sizes", "100,1000")
     rows = [line.split()[:2] for line in output.splitlines()[1:]]
     assert rows == [["sqlite", "100"], ["sqlite", "1,000"]]
+
+
+def test_ledger_off_benchmark_runs() -> None:
+    output = run("ledger_off.py", "--records", "20", "--rounds", "1")
+    assert "| ledger off | " in output
+    assert "| SQLite ledger | " in output

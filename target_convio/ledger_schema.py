@@ -199,7 +199,9 @@ def upgrade(connection: sa.Connection, version: int) -> None:
             for column in ("site", "stream", "cons_id", "code", "last_run"):
                 connection.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
     if version < 6:
-        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN claims TEXT"))
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(table)}
+        if "claims" not in columns:  # a version number set back by hand keeps its column
+            connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN claims TEXT"))
         sqlite = connection.dialect.name == "sqlite"
         joined = "group_concat(hash, ' ')" if sqlite else "string_agg(hash, ' ')"
         connection.execute(  # while the claims' index by identity is still there

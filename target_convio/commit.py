@@ -172,36 +172,27 @@ def ledger_change(row: ResultRow) -> Change | None:
             known=note.known,
             new_constituent=outcome is Outcome.CREATED,
         )
-    if outcome is Outcome.REJECTED:  # Convio changed nothing: the key claims no more
-        return Change(
-            stream,
-            note.identity,
-            REJECTED,
-            note.fingerprint,
-            keep_cons_id=not note.dropped_cons_id,
-            code=row.code,
-            message=row.message,
-            key=note.key,
-            known=note.known,
-        )
-    if outcome is Outcome.FAILED:
+    if outcome is Outcome.REJECTED or outcome is Outcome.FAILED:
+        # Refused: Convio changed nothing, the key claims no more. Failed: the write may have
+        # landed, so its claims are kept, and it is queued to be sent again.
+        failed = outcome is Outcome.FAILED
         replay = (
             {"params": note.params, "key": note.key, "memberships": note.wanted}
-            if row.attempts
+            if failed and row.attempts
             else None
         )
         return Change(
             stream,
             note.identity,
-            FAILED,
+            FAILED if failed else REJECTED,
             note.fingerprint,
             keep_cons_id=not note.dropped_cons_id,
             code=row.code,
             message=row.message,
             replay=replay,
-            replayed=note.replayed,
+            replayed=failed and note.replayed,
             key=note.key,
-            claims=note.claims,
+            claims=note.claims if failed else frozenset(),
             known=note.known,
         )
     return None

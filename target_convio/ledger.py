@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -66,6 +66,21 @@ VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema
 LOOKED_UP = (
     "identity, fingerprint, state, cons_id, code, message, confirmed_at, replays, memberships, "
     "replay_params IS NOT NULL"
+)
+# Read with `Ledger._in_chunks`: {0} a bound parameter, {1} a chunk's.
+LOOKUP_QUERY = (
+    f"SELECT {LOOKED_UP} FROM target_convio_ledger "  # noqa: S608 - our own names
+    "WHERE site = {0} AND stream = {0} AND identity IN ({1})"
+)
+CLAIMS_QUERY = (
+    "SELECT c.hash, c.identity, e.record_key FROM target_convio_claims AS c "
+    "LEFT OUTER JOIN target_convio_ledger AS e "
+    "ON e.site = c.site AND e.stream = c.stream AND e.identity = c.identity "
+    "WHERE c.site = {0} AND c.stream = {0} AND c.hash IN ({1})"
+)
+LISTED_QUERY = (
+    "SELECT identity, claims FROM target_convio_ledger "
+    "WHERE site = {0} AND stream = {0} AND identity IN ({1}) AND claims IS NOT NULL"
 )
 ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
 DAMAGED = ""  # the fingerprint of an entry that could not be read back: it matches nothing
@@ -255,44 +270,31 @@ class Ledger:
         An entry that cannot be read back (a damaged timestamp or memberships) is given a
         fingerprint that matches nothing, so its record is sent again.
         """
-        found: dict[str, Entry] = {}
-        wanted = sorted(set(identities))
-        mark = self._mark
         with self.engine.connect() as connection:
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start : start + CHUNK]
-                # Plain driver SQL: every record of a run is looked up, and SQLAlchemy's
-                # statement building and row processing cost three times the query itself.
-                rows = connection.exec_driver_sql(  # the table name is ours; values are bound
-                    f"SELECT {LOOKED_UP} FROM {entries.name} "  # noqa: S608
-                    f"WHERE site = {mark} AND stream = {mark} "
-                    f"AND identity IN ({', '.join([mark] * len(chunk))})",
-                    (self.site, indexable(stream), *chunk),
-                )
-                for row in rows:
-                    found[row[0]] = _entry(row)
-        return found
+            rows = self._in_chunks(connection, LOOKUP_QUERY, stream, identities)
+            return {row[0]: _entry(row) for row in rows}
 
     def claims(self, stream: str, hashes: Sequence[str]) -> dict[str, Claim]:
-        """Which keys hold these match values, one query per CHUNK of them (plain driver SQL,
-        as `lookup`: every record that may be sent asks)."""
-        found: dict[str, Claim] = {}
-        wanted = sorted(set(hashes))
-        mark = self._mark
+        """Which keys hold these match values, one query per CHUNK of them."""
         with self.engine.connect() as connection:
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start : start + CHUNK]
-                rows = connection.exec_driver_sql(  # the table names are ours; values are bound
-                    f"SELECT c.hash, c.identity, e.record_key FROM {claims.name} AS c "  # noqa: S608
-                    f"LEFT OUTER JOIN {entries.name} AS e ON e.site = c.site "
-                    "AND e.stream = c.stream AND e.identity = c.identity "
-                    f"WHERE c.site = {mark} AND c.stream = {mark} "
-                    f"AND c.hash IN ({', '.join([mark] * len(chunk))})",
-                    (self.site, indexable(stream), *chunk),
-                )
-                for digest, identity, record_key in rows:
-                    found[digest] = Claim(identity, _json(record_key))
-        return found
+            rows = self._in_chunks(connection, CLAIMS_QUERY, stream, hashes)
+            return {digest: Claim(who, _json(record_key)) for digest, who, record_key in rows}
+
+    def _in_chunks(
+        self, connection: sa.Connection, query: str, stream: str, values: Iterable[str]
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of `query` for the site, the stream and one CHUNK of `values` at a time:
+        {0} stands for a bound parameter, {1} for the chunk's. Plain driver SQL: every record
+        of a run is looked up, and SQLAlchemy's statement building and row processing cost
+        three times the query itself."""
+        wanted = sorted(set(values))
+        mark = self._mark
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            yield from connection.exec_driver_sql(  # the names are ours; values are bound
+                query.format(mark, ", ".join([mark] * len(chunk))),
+                (self.site, indexable(stream), *chunk),
+            )
 
     def replays(self, stream: str, run_id: str) -> Iterator[Replay]:
         """The stream's replay queue, less what this run already settled, a chunk at a time."""
@@ -488,18 +490,10 @@ class Ledger:
     ) -> dict[tuple[str, str], frozenset[str]]:
         """The claims these keys' entries list (keys new to the ledger have none to read)."""
         found: dict[tuple[str, str], frozenset[str]] = {}
-        mark = self._mark
         for stream in {c.stream for c in changes}:
-            wanted = sorted({c.identity for c in changes if c.stream == stream})
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start : start + CHUNK]
-                rows = connection.exec_driver_sql(  # the table name is ours; values are bound
-                    f"SELECT identity, claims FROM {entries.name} "  # noqa: S608
-                    f"WHERE site = {mark} AND stream = {mark} "
-                    f"AND identity IN ({', '.join([mark] * len(chunk))}) AND claims IS NOT NULL",
-                    (self.site, indexable(stream), *chunk),
-                )
-                found.update({(stream, who): frozenset(text.split()) for who, text in rows})
+            identities = (c.identity for c in changes if c.stream == stream)
+            rows = self._in_chunks(connection, LISTED_QUERY, stream, identities)
+            found.update({(stream, who): frozenset(text.split()) for who, text in rows})
         return found
 
     def _write_claims(

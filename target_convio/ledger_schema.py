@@ -17,8 +17,9 @@ from sqlalchemy.engine import URL, make_url
 
 # 2: memberships; 3: match claims, the record's key, unbounded texts; 4: calls per day;
 # 5: run history, the replay queue's index; 6: each entry lists its claims, the queue's index
-# holds only queued entries (a first run writes two random index entries fewer per record)
-SCHEMA_VERSION = 6
+# holds only queued entries (a first run writes two random index entries fewer per record);
+# 7: the entries' and claims' keys begin with their hash
+SCHEMA_VERSION = 7
 HISTORY_VERSION = 5  # the first schema with the run history
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
@@ -33,9 +34,9 @@ meta_table = sa.Table(
 entries = sa.Table(
     "target_convio_ledger",
     metadata,
-    sa.Column("site", sa.Text, primary_key=True),
-    sa.Column("stream", sa.Text, primary_key=True),
-    sa.Column("identity", sa.String(64), primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("identity", sa.String(64), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("cons_id", sa.Text),
@@ -51,6 +52,9 @@ entries = sa.Table(
     # The hashes of the match values this key may hold in target_convio_claims, space
     # separated: its claims are released through them, without an index by identity.
     sa.Column("claims", sa.Text),
+    # The hash first: two keys differ in its first bytes, where every key of a site and stream
+    # would begin with the same URL and name, compared again at every step of an insert.
+    sa.PrimaryKeyConstraint("identity", "site", "stream"),
 )
 # The replay queue in identity order, and nothing else: an entry is in this index only while
 # a replay waits, so the queue is found without visiting other entries, and writing an
@@ -65,10 +69,11 @@ CREATE_QUEUE_INDEX = (
 claims = sa.Table(
     "target_convio_claims",
     metadata,
-    sa.Column("site", sa.Text, primary_key=True),
-    sa.Column("stream", sa.Text, primary_key=True),
-    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("identity", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("hash", "site", "stream"),  # the hash first, as the entries' key
     sqlite_with_rowid=False,  # the primary key is the table: smaller, one B-tree to write
 )
 # API calls made to a site per UTC day, by every run and partition sharing the ledger.
@@ -187,8 +192,8 @@ def upgrade(connection: sa.Connection, version: int) -> None:
     """Bring an older ledger's schema to SCHEMA_VERSION, in place, keeping every entry.
 
     New tables (claims in 3, calls per day in 4, runs in 5) and the queue's index (6) are made
-    before this runs. A big ledger's upgrade to 6 takes a while once: every entry's claims are
-    listed in it.
+    before this runs. A big ledger's upgrade to 6 and 7 takes a while once: every entry's claims
+    are listed in it, and the entries and claims are keyed anew.
     """
     table = "target_convio_ledger"
     if version < 2:
@@ -213,11 +218,34 @@ def upgrade(connection: sa.Connection, version: int) -> None:
         )
         for index in ("claims_identity", "ledger_queue", "ledger_replays"):  # 3-5, 5, 1-4
             connection.execute(sa.text(f"DROP INDEX IF EXISTS target_convio_{index}"))
+    if version < 7:
+        for rekeyed in (entries, claims):
+            rekey(connection, rekeyed)
+        connection.execute(sa.text(CREATE_QUEUE_INDEX))  # where SQLite dropped it
     connection.execute(
         sa.update(meta_table)
         .where(meta_table.c.name == "schema_version")
         .values(value=str(SCHEMA_VERSION))
     )
+
+
+def rekey(connection: sa.Connection, table: sa.Table) -> None:
+    """`table` with the primary key it has now, its rows kept. SQLite cannot change a primary
+    key: the table is made again (the old one's indexes go with it)."""
+    key = ", ".join(column.name for column in table.primary_key)
+    if connection.dialect.name != "sqlite":
+        name = sa.inspect(connection).get_pk_constraint(table.name)["name"]
+        connection.execute(
+            sa.text(f'ALTER TABLE {table.name} DROP CONSTRAINT "{name}", ADD PRIMARY KEY ({key})')
+        )
+        return
+    columns = ", ".join(column.name for column in table.c)
+    connection.execute(sa.text(f"ALTER TABLE {table.name} RENAME TO {table.name}_old"))
+    table.create(connection)
+    connection.execute(
+        sa.text(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.name}_old")  # noqa: S608 - our own names
+    )
+    connection.execute(sa.text(f"DROP TABLE {table.name}_old"))
 
 
 def reason(exc: BaseException, url: str | None = None) -> str:

@@ -112,7 +112,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(emulator, config_for, run_targe
     again = run_target(config, [schema(), donor(1, monthly=True)])
     assert again.rows[0]["outcome"] == "unchanged"
     with sqlite3.connect(path) as upgraded:
-        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("6",)
+        assert upgraded.execute("SELECT value FROM target_convio_meta").fetchone() == ("7",)
         (memberships,) = upgraded.execute("SELECT memberships FROM target_convio_ledger").fetchone()
     assert json.loads(memberships) == {"group:1001": True}
 
@@ -146,4 +146,4 @@ def test_a_version_2_ledger_is_upgraded_in_place(emulator, config_for, run_targe
         claims = upgraded.execute(sa.text("SELECT count(*) FROM target_convio_claims")).scalar()
         listed = upgraded.execute(sa.text("SELECT claims FROM target_convio_ledger")).scalar()
     engine.dispose()
-    assert (version, claims, len(listed.split())) == ("6", 2, 2)  # the email and the cons_id
+    assert (version, claims, len(listed.split())) == ("7", 2, 2)  # the email and the cons_id

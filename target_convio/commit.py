@@ -177,7 +177,7 @@ def ledger_change(row: ResultRow) -> Change | None:
         # landed, so its claims are kept, and it is queued to be sent again.
         failed = outcome is Outcome.FAILED
         replay = (
-            {"params": note.params, "key": note.key, "memberships": note.wanted}
+            {"params": dict(note.params), "key": note.key, "memberships": dict(note.wanted)}
             if failed and row.attempts
             else None
         )

@@ -50,6 +50,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/big_ledger.py
 	$(BIN)/python bench/unchanged_rerun.py
 	$(BIN)/python bench/ledger_off.py
+	$(BIN)/python bench/ledger_commit.py
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano .target-convio output .pytest_cache .ruff_cache

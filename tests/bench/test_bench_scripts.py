@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,8 @@ def test_ledger_off_benchmark_runs() -> None:
     output = run("ledger_off.py", "--records", "20", "--rounds", "1")
     assert "| ledger off | " in output
     assert "| SQLite ledger | " in output
+
+
+def test_ledger_commit_benchmark_runs() -> None:
+    output = run("ledger_commit.py", "--records", "600", "--rounds", "1")
+    assert re.search(r"the ledger's work: \d+\.\d us CPU a record", output), output

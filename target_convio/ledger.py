@@ -64,6 +64,7 @@ ENTRY_COLUMNS = (
     "claims",
 )
 _NONES = (None,) * len(ENTRY_COLUMNS)
+_NO_CLAIMS: frozenset[str] = frozenset()
 VERSION_QUERY = sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
 # What `lookup` reads of an entry, in `_entry`'s order.
 LOOKED_UP = (
@@ -382,10 +383,11 @@ class Ledger:
                         }
                     )
                     continue
-                before = listed.get((change.stream, change.identity), frozenset())
+                before = listed.get((change.stream, change.identity), _NO_CLAIMS)
                 if change.confirmed:
                     held = change.claims
-                    released += [(self.site, stream, h, change.identity) for h in before - held]
+                    if before:
+                        released += [(self.site, stream, h, change.identity) for h in before - held]
                 else:  # a write that failed may have landed: what it claimed is kept too
                     held = before | change.claims
                 replace_cons_id = change.cons_id is not None or not change.keep_cons_id

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from target_convio.digests import digest, fingerprint_of, identity_of
+from target_convio.digests import cons_id_claim, digest, fingerprint_of, identity_of
 from target_convio.json_text import encoder
 
 
@@ -85,3 +85,9 @@ def test_numbers_equal_as_numbers_are_one_key_at_any_size() -> None:
     assert identity_of({"id": 1}, {}) == identity_of({"id": 1.0}, {})
     assert identity_of({"id": 1}, {}) == identity_of({"id": Decimal("1.00")}, {})
     assert identity_of({"id": True}, {}) != identity_of({"id": 1}, {})
+
+
+def test_a_cons_id_claims_the_digest_of_its_json_text_whatever_its_characters() -> None:
+    for cons_id in ("1", "0012", " 1001234 ", "1234567890123", "12a", "", "١٢٣", "²", 'a"b\\'):
+        expected = digest(["cons_id", cons_id.strip()])
+        assert cons_id_claim(cons_id) == expected, cons_id

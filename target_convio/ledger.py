@@ -391,7 +391,7 @@ class Ledger:
                 else:  # a write that failed may have landed: what it claimed is kept too
                     held = before | change.claims
                 replace_cons_id = change.cons_id is not None or not change.keep_cons_id
-                row = self._row(change, now, run_id, held)
+                row = self._row(change, stream, now, run_id, held)
                 given = tuple(map(operator.is_not, row, _NONES))
                 kind = (change.state, replace_cons_id, change.confirmed, given)
                 groups.setdefault(kind, []).append(tuple(itertools.compress(row, given)))
@@ -408,11 +408,14 @@ class Ledger:
             when.strftime("%Y-%m-%d %H:%M:%S.%f") if self.engine.dialect.name == "sqlite" else when
         )
 
-    def _row(self, change: Change, now: Any, run_id: str, held: frozenset[str]) -> tuple[Any, ...]:
-        """An entry's values in ENTRY_COLUMNS order; `held`: the claims it lists."""
+    def _row(
+        self, change: Change, stream: str, now: Any, run_id: str, held: frozenset[str]
+    ) -> tuple[Any, ...]:
+        """An entry's values in ENTRY_COLUMNS order; `stream` as indexed, `held`: the claims
+        it lists."""
         return (
             self.site,
-            indexable(change.stream),
+            stream,
             change.identity,
             change.fingerprint,
             change.state,
@@ -522,8 +525,10 @@ class Ledger:
             )
         held: dict[tuple[str, str], str] = {}
         for change in changes:
-            for digest in change.claims:
-                held[(indexable(change.stream), digest)] = change.identity
+            if change.claims:
+                stream = indexable(change.stream)
+                for digest in change.claims:
+                    held[(stream, digest)] = change.identity
         if held:
             # Plain driver SQL: a sent record's claims are written on the first run's hot path,
             # and SQLAlchemy's per-row parameter processing would double their cost.

@@ -99,6 +99,14 @@ class Measured:
     instructions: int = 0  # user-space instructions, when run under callgrind
 
 
+CALLGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+
+
+def collected(log: Path) -> int:
+    """The user-space instructions a callgrind log (`--log-file`) counted."""
+    return int(re.findall(r"Collected : (\d+)", log.read_text())[-1])
+
+
 def run_target(
     config: dict,
     input_path: Path,
@@ -114,8 +122,7 @@ def run_target(
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
     log = Path(handle.name).with_suffix(".callgrind")
-    counting = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    prefix = [*counting, f"--log-file={log}"] if instructions else []
+    prefix = [*CALLGRIND, f"--log-file={log}"] if instructions else []
     try:
         with input_path.open() as stdin:
             started = time.perf_counter()
@@ -127,7 +134,7 @@ def run_target(
             )
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.perf_counter() - started
-        counted = re.search(r"Collected : (\d+)", log.read_text()) if instructions else None
+        counted = collected(log) if instructions else 0
     finally:
         os.unlink(handle.name)
         log.unlink(missing_ok=True)
@@ -137,7 +144,7 @@ def run_target(
         usage.ru_utime + usage.ru_stime,
         usage.ru_maxrss / 1024,
         process.returncode,
-        int(counted.group(1)) if counted else 0,
+        counted,
     )
 
 

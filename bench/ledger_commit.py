@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from harness import CALLGRIND, collected
 
 from target_convio.commit import RecordInLedger, Settled
 from target_convio.digests import fingerprint_of, identity_of, match_claims
@@ -75,16 +77,12 @@ def load(made: list[ResultRow], work: bool) -> float:
 def counted(records: int, work: bool) -> int:
     """User-space instructions of this script's `--once` run, under callgrind."""
     once = [sys.executable, __file__, "--once", str(records), "1" if work else "0"]
-    log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name  # noqa: SIM115
-    counting = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        f"--log-file={log}",
-    ]
-    subprocess.run([*counting, *once], check=True, capture_output=True)
-    with open(log) as text:
-        return int(re.findall(r"Collected : (\d+)", text.read())[-1])
+    log = Path(tempfile.mkdtemp(prefix="bench-")) / "callgrind.log"
+    subprocess.run([*CALLGRIND, f"--log-file={log}", *once], check=True, capture_output=True)
+    try:
+        return collected(log)
+    finally:
+        log.unlink()
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from target_convio.ledger_schema import (
 )
 
 CHUNK = 500
+ROWS_PER_INSERT = 50  # entries or claims written by one statement (`Ledger._insert_rows`)
 # json.dumps with options would build an encoder for every entry written.
 _KEY_TEXT = encoder(ensure_ascii=True, separators=(", ", ": "))  # as json.dumps writes it
 _SORTED_JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -453,14 +454,36 @@ class Ledger:
         update.append(
             f"replays = {table}.replays + excluded.replays" if state == FAILED else "replays = 0"
         )
-        mark = self._mark
         columns = list(itertools.compress(ENTRY_COLUMNS, given))
-        connection.exec_driver_sql(  # the table and column names are ours; values are bound
-            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join([mark] * len(columns))}) "
-            f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}",
-            rows,
-        )
+        conflict = f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}"
+        self._insert_rows(connection, table, columns, conflict, rows)
+
+    def _insert_rows(
+        self,
+        connection: sa.Connection,
+        table: str,
+        columns: Sequence[str],
+        conflict: str,
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """INSERT `rows` (no two with one key) with `conflict`, its ON CONFLICT clause:
+        ROWS_PER_INSERT to a statement, the rest one by one. The driver binds, steps and resets
+        a statement for each parameter set: with many rows to a set, SQLite writes a sent
+        record's entry and claims in 10 thousand fewer instructions."""
+        mark = self._mark
+        one = f"({', '.join([mark] * len(columns))})"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - our names
+        whole = len(rows) - len(rows) % ROWS_PER_INSERT
+        if whole:
+            connection.exec_driver_sql(  # the table and column names are ours; values are bound
+                f"{head}{', '.join([one] * ROWS_PER_INSERT)} {conflict}",
+                [
+                    tuple(itertools.chain.from_iterable(rows[start : start + ROWS_PER_INSERT]))
+                    for start in range(0, whole, ROWS_PER_INSERT)
+                ],
+            )
+        if whole < len(rows):
+            connection.exec_driver_sql(f"{head}{one} {conflict}", list(rows[whole:]))
 
     def _conflicts(
         self, connection: sa.Connection, changes: Sequence[Change]
@@ -532,10 +555,11 @@ class Ledger:
         if held:
             # Plain driver SQL: a sent record's claims are written on the first run's hot path,
             # and SQLAlchemy's per-row parameter processing would double their cost.
-            connection.exec_driver_sql(  # the table name is ours; every value is bound
-                f"INSERT INTO {claims.name} (site, stream, hash, identity) "  # noqa: S608
-                f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (site, stream, hash) "
-                "DO UPDATE SET identity = excluded.identity",
+            self._insert_rows(
+                connection,
+                claims.name,
+                ("site", "stream", "hash", "identity"),
+                "ON CONFLICT (site, stream, hash) DO UPDATE SET identity = excluded.identity",
                 [(self.site, stream, digest, who) for (stream, digest), who in held.items()],
             )
 

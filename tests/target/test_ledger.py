@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_convio.emulator import Emulator, Faults
+from target_convio.ledger import ROWS_PER_INSERT
 from tests.target.conftest import DONOR_SCHEMA, EXE, cli, donor, record, schema, singer_lines, state
 
 WRITES = ("createOrUpdate", "create", "update")
@@ -49,6 +50,29 @@ def test_an_unchanged_rerun_makes_no_write_call(sync) -> None:
     assert all(r["attempts"] == 0 and r["message"].startswith("not sent:") for r in again.rows)
     assert again.states[-1]["target_convio"]["summary"]["unchanged"] == 5
     assert len({r["run_id"] for r in first.rows + again.rows}) == 2
+
+
+def test_a_checkpoint_of_more_records_than_one_insert_writes_keeps_each_of_them(sync) -> None:
+    count = 2 * ROWS_PER_INSERT + 23  # two whole statements and the rest, one by one
+    messages = [schema(), *(donor(i) for i in range(1, count + 1))]
+    first, sent = sync(messages, batch_size_rows=500)
+    assert (sent, {r["outcome"] for r in first.rows}) == (count, {"created"})
+    again, sent = sync(messages, batch_size_rows=500)
+    assert (sent, {r["outcome"] for r in again.rows}) == (0, {"unchanged"})
+    assert [r["cons_id"] for r in again.rows] == [r["cons_id"] for r in first.rows]
+    moved = [donor(i, first_name="Moved") if i % 3 == 0 else donor(i) for i in range(1, count)]
+    taken = [donor(count + j, email=f"donor{j}@example.org") for j in (1, 60, count)]
+    third, sent = sync([schema(), *moved, *taken], batch_size_rows=500)
+    assert sent == (count - 1) // 3
+    expected = ["updated" if i % 3 == 0 else "unchanged" for i in range(1, count)]
+    assert [r["outcome"] for r in third.rows] == [*expected, "invalid", "invalid", "invalid"]
+    assert [r["cons_id"] for r in third.rows[: count - 1]] == [
+        r["cons_id"] for r in first.rows[: count - 1]
+    ]
+    held_by = [r["errors"][0] for r in third.rows[count - 1 :]]
+    assert [(e["code"], e["field"]) for e in held_by] == [("already_used", "primary_email")] * 3
+    holders = [e["message"].split("another key (")[1].split(")")[0] for e in held_by]
+    assert holders == ['{"id": 1}', '{"id": 60}', f'{{"id": {count}}}']
 
 
 def test_a_changed_email_updates_the_same_constituent(sync, emulator) -> None:

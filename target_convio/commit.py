@@ -19,7 +19,7 @@ from typing import Any, Protocol, TextIO
 from singer_sdk.singerlib.json import serialize_json
 
 from target_convio.digests import cons_id_claim
-from target_convio.ledger import ACCEPTED, FAILED, REJECTED, Change, Ledger
+from target_convio.ledger import FAILED, REJECTED, Change, Ledger
 from target_convio.outcomes import Outcome
 from target_convio.rows import ResultRow
 from target_convio.summary import Summary
@@ -158,17 +158,14 @@ def ledger_change(row: ResultRow) -> Change | None:
     # `unchanged` with a note to keep: a constituent adopted without a write (first_contact).
     if outcome is Outcome.CREATED or outcome is Outcome.UPDATED or outcome is Outcome.UNCHANGED:
         claims = (note.claims | {cons_id_claim(row.cons_id)}) if row.cons_id else note.claims
-        return Change(
+        return Change.accepted(
             stream,
             note.identity,
-            ACCEPTED,
             note.fingerprint,
             cons_id=row.cons_id,
-            keep_cons_id=False,
             key=note.key,
             memberships=note.confirmed,
             claims=claims,
-            confirmed=True,
             known=note.known,
             new_constituent=outcome is Outcome.CREATED,
         )

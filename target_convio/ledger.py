@@ -168,6 +168,45 @@ class Change(NamedTuple):
     known: bool = False  # the key may hold claims already (an entry, or sent earlier this run)
     new_constituent: bool = False  # Convio created it: no other key can hold its cons_id
 
+    @classmethod
+    def accepted(
+        cls,
+        stream: str,
+        identity: str,
+        fingerprint: str,
+        *,
+        cons_id: str | None,
+        key: Mapping[str, Any] | None,
+        memberships: Mapping[str, bool] | None,
+        claims: frozenset[str],
+        known: bool,
+        new_constituent: bool,
+    ) -> Change:
+        """A write Convio accepted: its cons_id (None too) and memberships replace the stored
+        ones. Made without a keyword call to the class, which passes keywords to the tuple's
+        `__new__` in a dict, at twice the cost: every record a first run sends is made here."""
+        return tuple.__new__(
+            cls,
+            (
+                stream,
+                identity,
+                ACCEPTED,
+                fingerprint,
+                cons_id,
+                False,  # keep_cons_id
+                None,  # code
+                None,  # message
+                None,  # replay
+                False,  # replayed
+                memberships,
+                key,
+                claims,
+                True,  # confirmed
+                known,
+                new_constituent,
+            ),
+        )
+
     def then(self, later: Change) -> Change:
         """This change followed by a later one of the same key: what the ledger must hold."""
         if later.state is None:
@@ -369,11 +408,14 @@ class Ledger:
             conflicts = self._conflicts(connection, list(merged.values()))
             folded = [conflicts.get(slot, change) for slot, change in merged.items()]
             listed = self._listed_claims(connection, [c for c in folded if c.known])
+            indexed = {name: indexable(name) for name in {c.stream for c in folded}}
             ended: list[dict[str, Any]] = []  # newer records, not sent: their replays end
             released: list[tuple[str, str, str, str]] = []  # claims a confirmed write gave up
-            groups: dict[tuple[str, bool, bool, tuple[bool, ...]], list[tuple[Any, ...]]] = {}
+            claimed: dict[tuple[str, str], str] = {}  # (stream, hash): the last key to send it
+            # Rows of one kind, their values one after another (`_insert_rows`).
+            groups: dict[tuple[str, bool, bool, tuple[bool, ...]], list[Any]] = {}
             for change in folded:
-                stream = indexable(change.stream)
+                stream = indexed[change.stream]
                 if change.state is None:
                     ended.append(
                         {
@@ -385,6 +427,8 @@ class Ledger:
                     )
                     continue
                 before = listed.get((change.stream, change.identity), _NO_CLAIMS)
+                for digest in change.claims:
+                    claimed[(stream, digest)] = change.identity
                 if change.confirmed:
                     held = change.claims
                     if before:
@@ -395,12 +439,12 @@ class Ledger:
                 row = self._row(change, stream, now, run_id, held)
                 given = tuple(map(operator.is_not, row, _NONES))
                 kind = (change.state, replace_cons_id, change.confirmed, given)
-                groups.setdefault(kind, []).append(tuple(itertools.compress(row, given)))
+                groups.setdefault(kind, []).extend(itertools.compress(row, given))
             if ended:
                 connection.execute(_replay_ended(), ended)
-            for kind, rows in groups.items():
-                self._upsert(connection, kind, rows)
-            self._write_claims(connection, folded, released)
+            for kind, values in groups.items():
+                self._upsert(connection, kind, values)
+            self._write_claims(connection, claimed, released)
         return [merged[slot] for slot in conflicts]
 
     def _stored_time(self, when: dt.datetime) -> Any:
@@ -421,8 +465,8 @@ class Ledger:
             change.fingerprint,
             change.state,
             storable(change.cons_id),
-            storable(change.code, 100),
-            storable(change.message, MAX_MESSAGE),
+            None if change.code is None else storable(change.code, 100),
+            None if change.message is None else storable(change.message, MAX_MESSAGE),
             now if change.confirmed else None,
             now,
             run_id,
@@ -437,7 +481,7 @@ class Ledger:
         self,
         connection: sa.Connection,
         kind: tuple[str, bool, bool, tuple[bool, ...]],
-        rows: list[tuple[Any, ...]],
+        values: list[Any],
     ) -> None:
         """Each entry written whole, but for what an earlier write keeps: the replays (counted
         while it fails), the cons_id (unless replaced), what Convio last confirmed (unless
@@ -456,7 +500,7 @@ class Ledger:
         )
         columns = list(itertools.compress(ENTRY_COLUMNS, given))
         conflict = f"ON CONFLICT (site, stream, identity) DO UPDATE SET {', '.join(update)}"
-        self._insert_rows(connection, table, columns, conflict, rows)
+        self._insert_rows(connection, table, columns, conflict, values)
 
     def _insert_rows(
         self,
@@ -464,26 +508,28 @@ class Ledger:
         table: str,
         columns: Sequence[str],
         conflict: str,
-        rows: Sequence[tuple[Any, ...]],
+        values: Sequence[Any],
     ) -> None:
-        """INSERT `rows` (no two with one key) with `conflict`, its ON CONFLICT clause:
-        ROWS_PER_INSERT to a statement, the rest one by one. The driver binds, steps and resets
-        a statement for each parameter set: with many rows to a set, SQLite writes a sent
-        record's entry and claims in 10 thousand fewer instructions."""
-        mark = self._mark
-        one = f"({', '.join([mark] * len(columns))})"
+        """INSERT rows (no two with one key) with `conflict`, its ON CONFLICT clause; `values`:
+        the rows' values one after another. ROWS_PER_INSERT rows to a statement, the rest one
+        by one: the driver binds, steps and resets a statement for each parameter set, and with
+        many rows to a set SQLite writes a sent record's entry and claims in 10 thousand fewer
+        instructions."""
+        mark, width = self._mark, len(columns)
+        one = f"({', '.join([mark] * width)})"
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - our names
-        whole = len(rows) - len(rows) % ROWS_PER_INSERT
+        step = width * ROWS_PER_INSERT
+        whole = len(values) - len(values) % step
         if whole:
             connection.exec_driver_sql(  # the table and column names are ours; values are bound
                 f"{head}{', '.join([one] * ROWS_PER_INSERT)} {conflict}",
-                [
-                    tuple(itertools.chain.from_iterable(rows[start : start + ROWS_PER_INSERT]))
-                    for start in range(0, whole, ROWS_PER_INSERT)
-                ],
+                [tuple(values[start : start + step]) for start in range(0, whole, step)],
             )
-        if whole < len(rows):
-            connection.exec_driver_sql(f"{head}{one} {conflict}", list(rows[whole:]))
+        if whole < len(values):
+            rest = range(whole, len(values), width)
+            connection.exec_driver_sql(
+                f"{head}{one} {conflict}", [tuple(values[start : start + width]) for start in rest]
+            )
 
     def _conflicts(
         self, connection: sa.Connection, changes: Sequence[Change]
@@ -534,11 +580,11 @@ class Ledger:
     def _write_claims(
         self,
         connection: sa.Connection,
-        changes: Sequence[Change],
+        claimed: Mapping[tuple[str, str], str],
         released: Sequence[tuple[str, str, str, str]],
     ) -> None:
-        """Released claims deleted (unless another key took them since), then the changes'
-        claims written, each to the last key that sent it."""
+        """Released claims deleted (unless another key took them since), then the claims sent,
+        {(stream as indexed, hash): the last key that sent it}, written."""
         mark = self._mark
         if released:
             connection.exec_driver_sql(  # the table name is ours; every value is bound
@@ -546,13 +592,10 @@ class Ledger:
                 f"AND hash = {mark} AND identity = {mark}",
                 list(released),
             )
-        held: dict[tuple[str, str], str] = {}
-        for change in changes:
-            if change.claims:
-                stream = indexable(change.stream)
-                for digest in change.claims:
-                    held[(stream, digest)] = change.identity
-        if held:
+        values: list[str] = []
+        for (stream, digest), who in claimed.items():
+            values += (self.site, stream, digest, who)
+        if values:
             # Plain driver SQL: a sent record's claims are written on the first run's hot path,
             # and SQLAlchemy's per-row parameter processing would double their cost.
             self._insert_rows(
@@ -560,7 +603,7 @@ class Ledger:
                 claims.name,
                 ("site", "stream", "hash", "identity"),
                 "ON CONFLICT (site, stream, hash) DO UPDATE SET identity = excluded.identity",
-                [(self.site, stream, digest, who) for (stream, digest), who in held.items()],
+                values,
             )
 
     # -- the console script's views -------------------------------------------------------

@@ -119,7 +119,8 @@ def storable(text: str | None, limit: int | None = None) -> str | None:
     """A text any database keeps: no NUL, no lone surrogate (written escaped), at most `limit`."""
     if text is None:
         return None
-    if _UNSTORABLE.search(text):
+    # An ASCII text (its kind is known without a scan) can hold only the NUL.
+    if (not text.isascii() or "\x00" in text) and _UNSTORABLE.search(text):
         text = _UNSTORABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 

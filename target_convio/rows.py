@@ -81,6 +81,39 @@ class LedgerNote(NamedTuple):
     known: bool = False  # the ledger had an entry for the key, or it was sent earlier this run
     sent: bool = True  # else a newer record that was not sent: it only ends the key's replay
 
+    @classmethod
+    def of_sent(
+        cls,
+        identity: str,
+        fingerprint: str,
+        params: Mapping[str, str],
+        key: Mapping[str, Any] | None,
+        *,
+        wanted: Mapping[str, bool],
+        confirmed: Mapping[str, bool],
+        replayed: bool,
+        claims: frozenset[str],
+        known: bool,
+    ) -> LedgerNote:
+        """The note of a record sent as it came. Made without a keyword call to the class,
+        which passes keywords to the tuple's `__new__` in a dict, at three times the cost."""
+        return tuple.__new__(
+            cls,
+            (
+                identity,
+                fingerprint,
+                params,
+                key,
+                wanted,
+                confirmed,
+                False,  # dropped_cons_id
+                replayed,
+                claims,
+                known,
+                True,  # sent
+            ),
+        )
+
 
 def superseding(identity: str) -> LedgerNote:
     """The note of a record that was not sent: its key's queued replay is outdated."""

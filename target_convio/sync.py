@@ -281,7 +281,7 @@ class Gate:
         note = (
             None
             if self.ledger is None
-            else LedgerNote(
+            else LedgerNote.of_sent(
                 identity,
                 candidate.fingerprint,
                 params,

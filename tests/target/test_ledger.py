@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from target_convio.emulator import Emulator, Faults
-from target_convio.ledger import ROWS_PER_INSERT
+from target_convio.ledger import ACCEPTED, ROWS_PER_INSERT, Change
+from target_convio.rows import LedgerNote
 from tests.target.conftest import DONOR_SCHEMA, EXE, cli, donor, record, schema, singer_lines, state
 
 WRITES = ("createOrUpdate", "create", "update")
@@ -50,6 +51,37 @@ def test_an_unchanged_rerun_makes_no_write_call(sync) -> None:
     assert all(r["attempts"] == 0 and r["message"].startswith("not sent:") for r in again.rows)
     assert again.states[-1]["target_convio"]["summary"]["unchanged"] == 5
     assert len({r["run_id"] for r in first.rows + again.rows}) == 2
+
+
+def test_an_accepted_change_is_what_its_fields_by_name_make() -> None:
+    """`Change.accepted` builds the tuple by position, for speed: each field in its place."""
+    fields = {
+        "cons_id": "1000001",
+        "key": {"id": 1},
+        "memberships": {"monthly": True},
+        "claims": frozenset({"a" * 64}),
+        "known": True,
+        "new_constituent": False,
+    }
+    made = Change.accepted("donors", "i" * 64, "f" * 64, **fields)
+    by_name = Change(
+        "donors", "i" * 64, ACCEPTED, "f" * 64, keep_cons_id=False, confirmed=True, **fields
+    )
+    assert (type(made), made._asdict()) == (Change, by_name._asdict())
+
+
+def test_a_sent_records_note_is_what_its_fields_by_name_make() -> None:
+    """`LedgerNote.of_sent` builds the tuple by position, for speed: each field in its place."""
+    fields = {
+        "wanted": {"monthly": True},
+        "confirmed": {"monthly": True, "weekly": False},
+        "replayed": True,
+        "claims": frozenset({"a" * 64}),
+        "known": True,
+    }
+    made = LedgerNote.of_sent("i" * 64, "f" * 64, {"name.first": "A"}, {"id": 1}, **fields)
+    by_name = LedgerNote("i" * 64, "f" * 64, {"name.first": "A"}, {"id": 1}, **fields)
+    assert (type(made), made._asdict()) == (LedgerNote, by_name._asdict())
 
 
 def test_a_checkpoint_of_more_records_than_one_insert_writes_keeps_each_of_them(sync) -> None:

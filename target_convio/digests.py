@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
+from json.encoder import encode_basestring as quoted
 from typing import Any
 
 from target_convio.json_text import encoder
@@ -85,6 +86,13 @@ def fingerprint_of(
 ) -> str:
     """A hash of a write as it would be sent (credentials are never in `params`), with the
     memberships the record wants."""
+    pairs = sorted(params.items())
     if memberships:
-        return digest([method, sorted(params.items()), sorted(memberships.items())])
-    return digest([method, sorted(params.items())])
+        return digest([method, pairs, sorted(memberships.items())])
+    try:
+        # The JSON text `digest` hashes, written here: a third of the time for the usual
+        # parameters, all text (every record sent with a ledger is fingerprinted).
+        text = f"[{quoted(method)},[{','.join([f'[{quoted(k)},{quoted(v)}]' for k, v in pairs])}]]"
+    except TypeError:  # a value that is not text: the encoder writes it
+        return digest([method, pairs])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -60,6 +60,26 @@ def test_json_text_writes_what_json_dumps_writes_for_any_value() -> None:
         assert compact(value) == expected, value
 
 
+def test_a_fingerprint_is_the_digest_of_the_write_for_any_parameters() -> None:
+    """`fingerprint_of` writes the usual write's JSON text itself; it must be the encoder's."""
+    rng = random.Random(20261202)
+    for _ in range(3000):
+        params = {
+            "".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 4))): (
+                "".join(rng.choice(PIECES) for _ in range(rng.randrange(8)))
+                if rng.random() < 0.9
+                else random_value(rng)  # not text: written by the encoder
+            )
+            for _ in range(rng.randrange(6))
+        }
+        wanted = {"group:1001": rng.random() < 0.5} if rng.random() < 0.2 else {}
+        pairs = sorted(params.items())
+        expected = reference(
+            ["update", pairs, sorted(wanted.items())] if wanted else ["update", pairs]
+        )
+        assert fingerprint_of("update", params, wanted) == expected, params
+
+
 def test_identities_and_fingerprints_of_earlier_versions_still_match() -> None:
     # Written by the ledger before its digests were made faster: the same keys, the same hex.
     assert identity_of({"id": 1}, {}) == (

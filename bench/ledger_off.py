@@ -6,9 +6,10 @@ a SQLite ledger. Each figure is CPU per record, the fixed cost of a run (an empt
 subtracted, the best of the rounds. Goals: off at most the code before the ledger (1.00); on
 at most 1.10 of off.
 
-`--instructions` counts user-space instructions under valgrind's callgrind instead: one
-round of 1,000 records, a count that does not move with the machine's load. It leaves out
-the kernel's share (the ledger's page writes), which CPU time includes.
+`--instructions` counts user-space instructions under valgrind's callgrind instead: rounds
+of 1,000 records (one unless `--rounds` says), the fewest of them, a count that does not move
+with the machine's load, but by up to 1% with how the threads interleave. It leaves out the
+kernel's share (the ledger's page writes), which CPU time includes.
 
 The code before the ledger, installed beside this checkout:
     git worktree add ../pre-ledger d6b0afb
@@ -32,13 +33,13 @@ BEFORE, OFF, ON = "before the ledger", "ledger off", "SQLite ledger"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, help="10,000 (1,000 with --instructions)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, help="3 (1 with --instructions)")
     parser.add_argument("--baseline", type=Path, help="bin folder of the code before the ledger")
     parser.add_argument("--instructions", action="store_true", help="count, under callgrind")
     args = parser.parse_args()
     counting = args.instructions
     records = args.records or (1_000 if counting else 10_000)
-    rounds = 1 if counting else args.rounds
+    rounds = args.rounds or (1 if counting else 3)
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     names = ([BEFORE] if args.baseline else []) + [OFF, ON]
     with emulator() as url:
@@ -67,7 +68,7 @@ def main() -> None:
     )
     unit = "thousand instructions/record" if counting else "CPU ms/record (best)"
     figures = {name: per_record(_best(runs[name], counting), fixed[name]) for name in names}
-    how = "under callgrind" if counting else f"{rounds} rounds"
+    how = f"{rounds} rounds" + (" under callgrind" if counting else "")
     print(f"{records:,} new donors a run, {how}, zero latency, C=8\n")
     print(f"| code | {unit} | every round | ratio | goal |")
     print("|---|---|---|---|---|")

@@ -181,8 +181,8 @@ class Change(NamedTuple):
         new_constituent: bool,
     ) -> Change:
         """A write Convio accepted: its cons_id (None too) and memberships replace the stored
-        ones. Made without a keyword call to the class, which passes keywords to the tuple's
-        `__new__` in a dict, at twice the cost: every record a first run sends is made here."""
+        ones. Built by position: a keyword call to the class passes the keywords to the tuple's
+        `__new__` in a dict, at three times the cost, and every sent record is made here."""
         return tuple.__new__(
             cls,
             (

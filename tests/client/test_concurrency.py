@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import random
 import re
 import threading
@@ -78,14 +79,69 @@ def test_the_limit_rises_to_the_sites_capacity_and_stays_below_refusals(capacity
     assert result["refused"] <= 0.01 * result["served"]
 
 
-def test_it_starts_at_one_call_and_doubles_while_nothing_queues() -> None:
+@pytest.mark.parametrize("capacity", [3, 8, 24])
+def test_starting_it_never_passes_twice_the_capacity(capacity: int) -> None:
     clock = Clock()
     limiter = ConcurrencyLimit(64, clock=clock)
-    assert limiter.limit == 1
-    simulate(limiter, clock, capacity=1000, seconds=0.040 * 5)
-    assert limiter.limit == 2  # four calls judged, then doubled: never a jump
-    simulate(limiter, clock, capacity=1000, seconds=0.040 * 15)
-    assert limiter.limit == 64  # the ceiling, in about a dozen round trips
+    result = simulate(limiter, clock, capacity=capacity, seconds=2.0)
+    assert max(result["limits"]) <= 2 * capacity  # a doubling is judged once calls queue
+    assert result["refused"] == 0
+
+
+def refusing(
+    limiter: ConcurrencyLimit,
+    clock: Clock,
+    *,
+    refuses_past: int,
+    seconds: float = 30.0,
+    room_from: float = math.inf,
+) -> tuple[int, int]:
+    """Keeps the limiter full against a site that answers every call in 40 ms give or take a
+    quarter, however many, but refuses at once past `refuses_past` in flight (until
+    `room_from`): it never slows first. Returns calls served and calls refused."""
+    jitter = random.Random(7)
+    served = refused = 0
+    done: list[tuple[float, float, bool]] = []
+    while clock.now < seconds:
+        while limiter.in_flight < limiter.limit:
+            assert limiter.acquire()
+            start = clock.now
+            over = len(done) >= refuses_past and start < room_from
+            back_at = start + (0.001 if over else 0.040 * jitter.uniform(0.75, 1.25))
+            heapq.heappush(done, (back_at, start, over))
+        back_at, started, was_refused = heapq.heappop(done)
+        clock.now = back_at
+        limiter.release(started, pushed_back=was_refused)
+        refused += was_refused
+        served += not was_refused
+    return served, refused
+
+
+@pytest.mark.parametrize("refuses_past", [6, 16])
+def test_a_site_that_refuses_before_it_slows_is_probed_ever_more_rarely(refuses_past) -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, clock=clock)
+    served, refused = refusing(limiter, clock, refuses_past=refuses_past)
+    assert refused <= 0.005 * served  # not once every few round trips
+    assert served >= 0.8 * 30.0 / 0.040 * refuses_past  # and close to what it allows
+
+
+def test_a_refusal_is_forgotten_once_the_site_has_room() -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, clock=clock)
+    refusing(limiter, clock, refuses_past=6, seconds=20.0, room_from=10.0)
+    assert limiter.limit == 64  # ten seconds on, the ceiling again
+
+
+@pytest.mark.parametrize(
+    ("round_trips", "limit"),
+    [(0, 1), (5, 2), (12, 16), (18, 64)],  # four calls judged, then doubled: never a jump
+)
+def test_it_starts_at_one_call_and_doubles_while_nothing_queues(round_trips, limit) -> None:
+    clock = Clock()
+    limiter = ConcurrencyLimit(64, clock=clock)
+    simulate(limiter, clock, capacity=1000, seconds=0.040 * round_trips)
+    assert limiter.limit == limit  # each doubling judged a round trip after it took effect
 
 
 def test_back_pressure_halves_the_limit_once_per_burst() -> None:
@@ -109,11 +165,12 @@ def test_a_fixed_limit_never_moves() -> None:
     assert result["refused"] > 0  # 16 against a site refusing past 8
 
 
-def test_two_clients_of_one_site_converge_to_even_shares() -> None:
+@pytest.mark.parametrize("seed", [7, 8, 9, 10, 11])
+def test_two_clients_of_one_site_converge_to_even_shares(seed: int) -> None:
     clock = Clock()
     first, second = ConcurrencyLimit(64, clock=clock), ConcurrencyLimit(64, clock=clock)
     capacity, latency = 8, 0.040
-    jitter = random.Random(7)
+    jitter = random.Random(seed)
     busy_until = [0.0] * capacity
     done: list[tuple[float, int, float, bool]] = []
     served = [0, 0]

@@ -156,8 +156,10 @@ class Dispatcher:
         if reply.kind is Kind.FATAL:
             self.stop(f"Convio refused {method} ({describe(reply)})")
             return None
-        if self.stop_reason and reply.kind is Kind.TRANSIENT:
-            return None  # its retries were cut short by the stop
+        if reply.kind is Kind.TRANSIENT and (self.stop_reason or self.client.closed):
+            # Cut short by the stop; a fatal answer closes the client before its call returns
+            # here to stop the run, so a call turned away meanwhile is no failure either.
+            return None
         return reply
 
     def stop(self, reason: str, exit_code: int = 1, *, kind: str = "fatal") -> None:

@@ -171,6 +171,11 @@ class ConvioClient:
     def __repr__(self) -> str:
         return f"ConvioClient({self.settings.api_url!r})"
 
+    @property
+    def closed(self) -> bool:
+        """Closed by `close` or by a fatal answer: no call starts any more."""
+        return self._closed.is_set()
+
     def close(self) -> None:
         """Cut short any backoff wait, drop pooled connections, give back unused budget."""
         self._closed.set()
@@ -221,6 +226,8 @@ class ConvioClient:
                     break
             if reply.kind is not Kind.TRANSIENT or attempts > self.settings.max_retries:
                 break
+            if self.closed:
+                break  # stopping: no retry, and no warning that one is coming
             delay = self._backoff(attempts, retry_after)
             log.warning(
                 "%s: attempt %d of %d failed (%s); retrying in %.1f s",

@@ -171,6 +171,27 @@ def test_a_fatal_answer_stops_every_later_call() -> None:
     dispatcher.close()
 
 
+def test_calls_a_fatal_answer_kept_from_starting_are_no_failures() -> None:
+    # The client closes on a fatal answer before it hands the call's slot on, and the
+    # dispatcher hears of it only when that call returns: calls turned away meanwhile were
+    # never sent. They get no row, and the breaker must not count them.
+    def answer(params: dict[str, str]) -> Response:
+        return error("14", "no access") if params["primary_email"] == "d0@x.org" else created()
+
+    transport = ScriptedTransport(answer)
+    client = client_for(transport)
+    client.close_on_fatal = True  # as the target makes it
+    dispatcher = Dispatcher(client, 4, FailureBreaker(0.5))
+    assert client.create_or_update({"primary_email": "d0@x.org"}).kind is Kind.FATAL
+    futures = [
+        dispatcher.submit("createOrUpdate", {"primary_email": f"d{i}@x.org"}) for i in range(1, 41)
+    ]
+    assert [f.result(10) for f in futures] == [None] * 40
+    assert len(transport.calls) == 1
+    assert dispatcher.stop_reason is None  # the fatal call's own return stops the run
+    dispatcher.close()
+
+
 def test_the_breaker_stops_a_run_whose_calls_fail() -> None:
     dispatcher, transport = dispatcher_for(lambda params: error("22"), concurrency=1, rate=0.5)
     futures = [

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from target_convio.history import Run, latest_runs
 from target_convio.ledger import Ledger
-from target_convio.ledger_schema import HISTORY_VERSION, LedgerError
+from target_convio.ledger_schema import DEFAULT_LEDGER_URL, HISTORY_VERSION, LedgerError
 from target_convio.outcomes import Outcome
 from target_convio.report import render_report
-from target_convio.settings import DEFAULT_LEDGER_URL
 
 ENV = "TARGET_CONVIO_LEDGER_URL"
 CLOSED_PIPE = 141  # 128 + SIGPIPE

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 # 7: the entries' and claims' keys begin with their hash
 SCHEMA_VERSION = 7
 HISTORY_VERSION = 5  # the first schema with the run history
+DEFAULT_LEDGER_URL = "sqlite:///.target-convio/ledger.sqlite"
 MAX_NAME = 200  # longer stream names and sites are kept as a prefix and a digest
 MAX_MESSAGE = 2000
 

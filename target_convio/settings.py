@@ -12,13 +12,12 @@ from jsonschema import Draft7Validator
 from singer_sdk import typing as th
 
 from target_convio.convio.client import ClientSettings, ConfigError, check_settings
-from target_convio.ledger_schema import LedgerError, check_url
+from target_convio.ledger_schema import DEFAULT_LEDGER_URL, LedgerError, check_url
 from target_convio.memberships import MIN_GROUP_ID, MembershipMap
 from target_convio.modes import SyncMode
 from target_convio.sync import SyncSettings
 
 DEFAULT_BATCH_SIZE = 500
-DEFAULT_LEDGER_URL = "sqlite:///.target-convio/ledger.sqlite"
 MAX_CONCURRENCY = 256
 MAX_TIMEOUT_SECONDS = 3600
 MAX_RETRIES = 20

@@ -188,3 +188,10 @@ def test_a_start_does_not_import_postgresqls_dialect() -> None:
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout == "False\n"
+
+
+def test_the_ledger_console_script_does_not_import_the_sdk() -> None:
+    """Half of `target-convio-ledger`'s start: it reads a ledger, it never runs the target."""
+    code = "import sys, target_convio.ledger_cli\nprint('singer_sdk' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout == "False\n"
